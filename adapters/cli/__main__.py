@@ -1,0 +1,3 @@
+from adapters.cli.main import app
+
+app(prog_name="jitgate")

@@ -1,0 +1,24 @@
+"""Clients of the JITGate API for agent code: HTTP (async and sync) and in-process, one interface."""
+
+from .gate import GateOutcome, GatewayAPI, ReviewHandler, ToolGate, output_text
+from .http import GatewayClient, SyncGatewayClient
+from .local import LocalGatewayClient
+from .result import CLIENT_ERROR_CODES, AuthorizeResult, GatewayClientError
+from .retry import DEFAULT_MAX_WAIT_S, retry_throttled, retry_throttled_sync
+
+__all__ = [
+    "AuthorizeResult",
+    "CLIENT_ERROR_CODES",
+    "DEFAULT_MAX_WAIT_S",
+    "GateOutcome",
+    "GatewayAPI",
+    "GatewayClient",
+    "GatewayClientError",
+    "LocalGatewayClient",
+    "ReviewHandler",
+    "SyncGatewayClient",
+    "ToolGate",
+    "output_text",
+    "retry_throttled",
+    "retry_throttled_sync",
+]

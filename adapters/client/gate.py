@@ -1,0 +1,126 @@
+"""The enforcement point every framework adapter shares: authorize, run, report.
+
+`ToolGate.run(tool, arguments, fn)` asks the gateway first; only an `allow` runs the local
+function, whose output (or error) is reported back for the audit trail and the drift detectors.
+Anything else comes back as text the model reads in place of the tool's output, so a refusal
+never raises into the agent's run. A gateway that cannot be reached refuses too (fail closed).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping, Protocol
+
+from .result import AuthorizeResult, GatewayClientError
+
+__all__ = ["GatewayAPI", "ToolGate", "GateOutcome", "ReviewHandler", "output_text"]
+
+log = logging.getLogger("jitgate.adapters")
+
+# Called with a `review` result; returns True once a reviewer decided (the gate asks again).
+ReviewHandler = Callable[[AuthorizeResult], Awaitable[bool]]
+
+
+class GatewayAPI(Protocol):
+    """What `GatewayClient` and `LocalGatewayClient` both offer to an adapter."""
+
+    async def authorize(self, tool: str, arguments: Mapping[str, Any],
+                        grant_id: str | None = None, call_id: str | None = None
+                        ) -> AuthorizeResult: ...
+
+    async def authorize_with_retry(self, tool: str, arguments: Mapping[str, Any],
+                                   grant_id: str | None = None, call_id: str | None = None,
+                                   max_wait_s: float = ...) -> AuthorizeResult: ...
+
+    async def report_result(self, decision_id: str, ok: bool, output: Any,
+                            error: str | None = None) -> None: ...
+
+    async def decisions(self, grant_id: str) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GateOutcome:
+    text: str  # what the model reads
+    ran: bool  # the local function ran
+    result: AuthorizeResult | None  # the last decision (None: the gateway was unreachable)
+    output: Any = None
+    ok: bool = False
+
+
+def output_text(output: Any) -> str:
+    if isinstance(output, str):
+        return output
+    try:
+        return json.dumps(output)
+    except (TypeError, ValueError):
+        return str(output)
+
+
+def _unreachable_text(code: str) -> str:
+    return f"JITGate refused this call; it did not run (code={code}). The gateway could not decide."
+
+
+class ToolGate:
+    """Authorize-then-run for one agent and (optionally) one grant."""
+
+    def __init__(self, client: GatewayAPI, grant_id: str | None = None, *,
+                 max_wait_s: float = 10.0, on_review: ReviewHandler | None = None,
+                 on_decision: Callable[[str, Mapping[str, Any], AuthorizeResult], None] | None = None
+                 ) -> None:
+        self.client = client
+        self.grant_id = grant_id
+        self.max_wait_s = max_wait_s
+        self.on_review = on_review
+        self.on_decision = on_decision
+
+    async def check(self, tool: str, arguments: Mapping[str, Any],
+                    call_id: str | None = None) -> AuthorizeResult | GatewayClientError:
+        """The decision for one call, after throttle retries and an optional review wait."""
+        try:
+            result = await self.client.authorize_with_retry(
+                tool, arguments, grant_id=self.grant_id, call_id=call_id,
+                max_wait_s=self.max_wait_s)
+            self._seen(tool, arguments, result)
+            if result.needs_review and self.on_review is not None:
+                if await self.on_review(result):
+                    result = await self.client.authorize(tool, arguments, grant_id=self.grant_id,
+                                                         call_id=call_id)
+                    self._seen(tool, arguments, result)
+            return result
+        except GatewayClientError as exc:
+            log.warning("jitgate authorize failed for %s: %s", tool, exc.code)
+            return exc
+
+    def _seen(self, tool: str, arguments: Mapping[str, Any], result: AuthorizeResult) -> None:
+        if self.on_decision is not None:
+            self.on_decision(tool, arguments, result)
+
+    async def report(self, result: AuthorizeResult, ok: bool, output: Any,
+                     error: str | None = None) -> None:
+        try:
+            await self.client.report_result(result.decision_id, ok, output, error)
+        except GatewayClientError as exc:  # the call already ran; keep the run going
+            log.warning("jitgate result report failed for %s: %s", result.decision_id, exc.code)
+
+    async def run(self, tool: str, arguments: Mapping[str, Any],
+                  fn: Callable[..., Any], call_id: str | None = None) -> GateOutcome:
+        """Authorize `tool(arguments)`, run `fn(**arguments)` only if allowed, report the output."""
+        verdict = await self.check(tool, arguments, call_id)
+        if isinstance(verdict, GatewayClientError):
+            return GateOutcome(text=_unreachable_text(verdict.code), ran=False, result=None)
+        if not verdict.allowed:
+            return GateOutcome(text=verdict.refusal_text(), ran=False, result=verdict)
+        try:
+            output = fn(**dict(arguments))
+            if inspect.isawaitable(output):
+                output = await output
+        except Exception as exc:  # the tool failed: the model reads it, the gateway records it
+            error = f"{type(exc).__name__}: {exc}"
+            await self.report(verdict, False, None, error)
+            return GateOutcome(text=f"error: {error}", ran=True, result=verdict)
+        await self.report(verdict, True, output)
+        return GateOutcome(text=output_text(output), ran=True, result=verdict, output=output,
+                           ok=True)

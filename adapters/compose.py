@@ -1,0 +1,244 @@
+"""The composition root: build a Gateway (and its HTTP app) from settings.
+
+Embedded default: SQLite in the data dir, in-process rate limits and single-use stores, the
+default policy pack. Scaled out: PostgreSQL stores and Redis for rate limits, single-use `jti`
+and revocation fan-out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from gateway.clock import Clock, SystemClock
+from gateway.config import Settings
+from gateway.model import Decision
+from gateway.pipeline import Gateway
+from policies.engine import PolicySet
+from policies.loader import default_pack_paths, load_policy_files
+
+__all__ = ["Runtime", "load_policy", "build_runtime", "memory_gateway", "memory_runtime"]
+
+log = logging.getLogger("jitgate.compose")
+
+
+def load_policy(settings: Settings | None = None, paths: list[str] | None = None) -> PolicySet:
+    files = paths if paths else (settings.policy_files if settings else None)
+    return load_policy_files(files or default_pack_paths())
+
+
+@dataclass
+class Runtime:
+    """A running gateway with everything around it; `close()` releases it all."""
+
+    settings: Settings
+    gateway: Gateway
+    keyring: Any
+    services: Any = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                await closer()
+            except Exception:
+                log.error("error while closing the runtime")
+        self.closers.clear()
+
+    def app(self, *, with_mcp: bool = True) -> Any:
+        from adapters.http.app import build_app
+
+        mcp = None
+        if with_mcp and "mcp" in self.extras:
+            mcp = self.extras["mcp"]
+        app = build_app(self.services, mcp=mcp, lifespans=self.extras.get("lifespans"),
+                        metrics=self.extras.get("metrics"))
+        return app
+
+
+def _drift_and_limits(settings: Settings, clock: Clock, policy: PolicySet) -> tuple[Any, Any]:
+    drift = ratelimiter = None
+    try:
+        from adapters.ratelimit import build_ratelimiter  # type: ignore[attr-defined]
+
+        ratelimiter = build_ratelimiter(redis_url=settings.redis_url, clock=clock)
+    except ImportError:
+        ratelimiter = None
+    if settings.drift_enabled:
+        try:
+            from gateway.drift import build_monitor  # type: ignore[attr-defined]
+
+            drift = build_monitor(clock=clock, semantic=settings.semantic_enabled,
+                                  judge=settings.judge)
+        except ImportError:
+            drift = None
+    return drift, ratelimiter
+
+
+def _workload_verifier(settings: Settings) -> Any:
+    if not settings.workload_issuers:
+        return None
+    from adapters.http.workload import WorkloadJwtVerifier
+
+    return WorkloadJwtVerifier(settings.workload_issuers)
+
+
+async def build_runtime(settings: Settings, *, clock: Clock | None = None,
+                        policy: PolicySet | None = None) -> Runtime:
+    from adapters.credentials.call_token import CallTokenIssuer
+    from adapters.credentials.introspection import introspect
+    from adapters.credentials.keyring import Keyring
+    from adapters.http.api import ApiServices
+    from adapters.http.app import DecisionMetrics
+
+    clock = clock or SystemClock()
+    policy = policy or load_policy(settings)
+    closers: list[Callable[[], Awaitable[None]]] = []
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+
+    if settings.store == "postgres":
+        from adapters.storage.postgres import open_postgres
+        from adapters.storage.signer import Ed25519FileSigner
+
+        if not settings.postgres_dsn:
+            raise ValueError("store=postgres needs postgres_dsn")
+        stores = await open_postgres(settings.postgres_dsn, schema=settings.postgres_schema,
+                                     signer=Ed25519FileSigner(data_dir),
+                                     checkpoint_every=settings.audit_checkpoint_every)
+        closers.append(stores.close)
+        keyring = Keyring.open(data_dir / "keys", clock)
+    elif settings.store == "memory":
+        from adapters.storage.memory import (MemoryApprovalStore, MemoryAuditLog, MemoryGrantStore,
+                                             MemoryKeyStore, MemoryLeaseStore, MemoryToolPinStore)
+
+        stores = _MemoryStores(MemoryGrantStore(), MemoryApprovalStore(), MemoryKeyStore(),
+                               MemoryAuditLog(), MemoryLeaseStore(), MemoryToolPinStore())
+        keyring = Keyring.ephemeral(clock)
+    else:
+        from adapters.storage.signer import Ed25519FileSigner
+        from adapters.storage.sqlite import open_sqlite
+
+        stores = open_sqlite(data_dir, signer=Ed25519FileSigner(data_dir),
+                             checkpoint_every=settings.audit_checkpoint_every, clock=clock)
+        closers.append(stores.close)
+        keyring = Keyring.open(data_dir / "keys", clock)
+
+    issuers: dict[str, Any] = {"jwt": CallTokenIssuer(keyring, settings.issuer, clock)}
+    issuers.update(_extra_issuers(settings, clock))
+    drift, ratelimiter = _drift_and_limits(settings, clock, policy)
+    gateway = Gateway(policy=policy, grants=stores.grants, approvals=stores.approvals,
+                      keys=stores.keys, audit=stores.audit, leases=stores.leases,
+                      pins=stores.pins, issuers=issuers, drift=drift, ratelimiter=ratelimiter,
+                      clock=clock, workload_verifier=_workload_verifier(settings))
+    metrics = DecisionMetrics()
+    gateway.on_decision(lambda d: metrics.observe(d.effect.value, d.code))
+
+    async def do_introspect(token: str) -> dict:
+        return await introspect(token, keyring=keyring, leases=gateway.leases,
+                                grant_lookup=gateway.grant_store.get, used=None, clock=clock,
+                                issuer=settings.issuer)
+
+    async def verify_audit() -> dict:
+        verify = getattr(stores.audit, "verify", None)
+        if verify is None:
+            return {"ok": None, "message": "this store cannot verify itself"}
+        report = await verify()
+        return report.as_dict()
+
+    http_tools = _http_tools(settings, clock)
+    services = ApiServices(gateway=gateway, max_body_bytes=settings.max_body_bytes,
+                           jwks=keyring.jwks, introspect=do_introspect, verify_audit=verify_audit,
+                           http_tools=http_tools, public_url=settings.public_url or "")
+    runtime = Runtime(settings=settings, gateway=gateway, keyring=keyring, services=services,
+                      closers=closers, extras={"metrics": metrics, "stores": stores})
+    await _attach_mcp(runtime)
+    return runtime
+
+
+def _extra_issuers(settings: Settings, clock: Clock) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    pg = settings.credential_issuers.get("postgres")
+    if pg:
+        from adapters.credentials.postgres_roles import PostgresRoleIssuer
+
+        out["postgres"] = PostgresRoleIssuer(pg["admin_dsn"], clock=clock,
+                                             **{k: v for k, v in pg.items() if k != "admin_dsn"})
+    if settings.secrets:
+        from adapters.credentials.secrets import SecretInjectingIssuer, SecretResolver
+
+        out["secret"] = SecretInjectingIssuer(SecretResolver(settings.secrets), clock=clock)
+    return out
+
+
+def _http_tools(settings: Settings, clock: Clock) -> dict[str, Any]:
+    if not settings.http_tools:
+        return {}
+    from adapters.credentials.http_tool import HttpToolForwarder, HttpToolSpec
+    from adapters.credentials.secrets import SecretResolver
+
+    specs = [HttpToolSpec.from_dict(t) for t in settings.http_tools]
+    forwarder = HttpToolForwarder(specs, resolver=SecretResolver(settings.secrets))
+    return {s.name: forwarder for s in specs}
+
+
+async def _attach_mcp(runtime: Runtime) -> None:
+    """Mount /mcp when the MCP adapter is present (upstreams may be none)."""
+    try:
+        from adapters.mcp.server import attach_to_runtime  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    await attach_to_runtime(runtime)
+
+
+@dataclass
+class _MemoryStores:
+    grants: Any
+    approvals: Any
+    keys: Any
+    audit: Any
+    leases: Any
+    pins: Any
+
+
+def memory_gateway(policy: PolicySet | None = None, clock: Clock | None = None, *,
+                   drift: Any = "default", ratelimiter: Any = "default",
+                   issuers: dict[str, Any] | None = None) -> Gateway:
+    """An in-memory Gateway with the default policy pack and call tokens: tests, demos."""
+    from adapters.credentials.call_token import CallTokenIssuer
+    from adapters.credentials.keyring import Keyring
+    from adapters.storage.memory import (MemoryApprovalStore, MemoryAuditLog, MemoryGrantStore,
+                                         MemoryKeyStore, MemoryLeaseStore, MemoryToolPinStore)
+
+    clock = clock or SystemClock()
+    policy = policy or load_policy()
+    settings = Settings(store="memory")
+    d, r = _drift_and_limits(settings, clock, policy)
+    keyring = Keyring.ephemeral(clock)
+    gw = Gateway(policy=policy, grants=MemoryGrantStore(), approvals=MemoryApprovalStore(),
+                 keys=MemoryKeyStore(), audit=MemoryAuditLog(), leases=MemoryLeaseStore(),
+                 pins=MemoryToolPinStore(),
+                 issuers=issuers if issuers is not None else {"jwt": CallTokenIssuer(keyring, "jitgate", clock)},
+                 drift=d if drift == "default" else drift,
+                 ratelimiter=r if ratelimiter == "default" else ratelimiter, clock=clock)
+    gw.keyring = keyring  # type: ignore[attr-defined]
+    return gw
+
+
+async def memory_runtime(policy: PolicySet | None = None, clock: Clock | None = None,
+                         **settings_overrides: Any) -> Runtime:
+    settings = Settings(store="memory", **settings_overrides)
+    return await build_runtime(settings, clock=clock, policy=policy)
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, **kw: Any) -> Any:
+    runtime = await build_runtime(settings, **kw)
+    try:
+        yield runtime
+    finally:
+        await runtime.close()

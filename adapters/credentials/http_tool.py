@@ -1,0 +1,134 @@
+"""Forwarding an allowed call to a plain HTTP tool, with its call token and/or injected secret.
+
+The arguments go as the JSON body (GET: as query parameters). The call token goes in
+``Authorization: Bearer <token>``, unless the injected secret itself uses ``Authorization``
+(bearer/basic), in which case the token goes in ``X-JITGate-Call-Token``; ``CallTokenMiddleware``
+reads both. Redirects are not followed (they could carry the secret elsewhere). The answer is
+``{"status", "body"}`` with every secret scrubbed; a network failure raises
+``GatewayError("upstream_unavailable")`` with no exception text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from gateway.errors import GatewayError
+from gateway.model import Credential, ToolCall
+
+from .secrets import InjectionSpec, Redactor, SecretError, SecretResolver, inject_http
+
+__all__ = ["HttpToolSpec", "HttpToolForwarder", "CALL_TOKEN_HEADER", "MAX_RESPONSE_BYTES"]
+
+CALL_TOKEN_HEADER = "X-JITGate-Call-Token"
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+_log = logging.getLogger("jitgate.credentials.http_tool")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpToolSpec:
+    name: str
+    url: str
+    audience: str
+    method: str = "POST"
+    send_token: bool = True
+    inject: InjectionSpec | None = None
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "HttpToolSpec":
+        inject = data.get("inject")
+        return cls(name=str(data["name"]), url=str(data["url"]), audience=str(data["audience"]),
+                   method=str(data.get("method", "POST")).upper(),
+                   send_token=bool(data.get("send_token", True)),
+                   inject=InjectionSpec.from_dict(inject) if inject else None,
+                   timeout_s=float(data.get("timeout_s", 10.0)))
+
+    @property
+    def token_header(self) -> str:
+        if self.inject is not None and self.inject.header_name.lower() == "authorization":
+            return CALL_TOKEN_HEADER
+        return "Authorization"
+
+
+class HttpToolForwarder:
+    """``forward(call, credential)`` for HTTP tools, dispatching on ``call.tool``."""
+
+    def __init__(self, tools: HttpToolSpec | Iterable[HttpToolSpec], *,
+                 resolver: SecretResolver | None = None, redactor: Redactor | None = None,
+                 client: Any = None) -> None:
+        specs = [tools] if isinstance(tools, HttpToolSpec) else list(tools)
+        self.tools: dict[str, HttpToolSpec] = {s.name: s for s in specs}
+        self._resolver = resolver
+        self._redactor = redactor or Redactor(resolver)
+        self._client = client
+
+    def audience_for(self, tool: str) -> str | None:
+        spec = self.tools.get(tool)
+        return spec.audience if spec is not None else None
+
+    def headers_for(self, spec: HttpToolSpec, credential: Credential | None) -> dict[str, str]:
+        headers: dict[str, str] = {"Accept": "application/json"}
+        if spec.inject is not None:
+            if self._resolver is None:
+                raise GatewayError("credential_unavailable")
+            try:
+                headers = inject_http(headers, spec.inject, self._resolver)
+            except SecretError:
+                _log.warning("secret for tool %s is unavailable", spec.name)
+                raise GatewayError("credential_unavailable") from None
+        if credential is not None:
+            for name, value in dict(credential.forward.get("headers", {})).items():
+                headers[str(name)] = str(value)
+            if spec.send_token and credential.value:
+                token_header = spec.token_header
+                headers[token_header] = (f"Bearer {credential.value}"
+                                         if token_header == "Authorization" else credential.value)
+        return headers
+
+    async def __call__(self, call: ToolCall, credential: Credential | None) -> dict[str, Any]:
+        spec = self.tools.get(call.tool)
+        if spec is None:
+            raise GatewayError("unknown_tool")
+        if spec.send_token and (credential is None or not credential.value):
+            raise GatewayError("credential_unavailable")
+        headers = self.headers_for(spec, credential)
+        arguments = dict(call.arguments)
+        request: dict[str, Any] = {"headers": headers, "timeout": spec.timeout_s}
+        if spec.method in ("GET", "DELETE", "HEAD"):
+            request["params"] = {k: v if isinstance(v, str) else _json_text(v)
+                                 for k, v in arguments.items()}
+        else:
+            request["json"] = arguments
+        try:
+            response = await self._send(spec, request)
+        except GatewayError:
+            raise
+        except Exception as exc:
+            _log.warning("upstream for tool %s is unavailable (%s)", spec.name,
+                         type(exc).__name__)
+            raise GatewayError("upstream_unavailable") from None
+        return {"status": response[0], "body": self._redactor.scrub(response[1])}
+
+    async def _send(self, spec: HttpToolSpec, request: dict[str, Any]) -> tuple[int, Any]:
+        import httpx2
+
+        if self._client is not None:
+            r = await self._client.request(spec.method, spec.url, follow_redirects=False,
+                                           **request)
+        else:
+            async with httpx2.AsyncClient(follow_redirects=False) as client:
+                r = await client.request(spec.method, spec.url, **request)
+        content = r.content[:MAX_RESPONSE_BYTES]
+        if "json" in r.headers.get("content-type", ""):
+            try:
+                return r.status_code, json.loads(content)
+            except ValueError:
+                pass
+        return r.status_code, content.decode("utf-8", "replace")
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

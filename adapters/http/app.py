@@ -1,0 +1,71 @@
+"""The Starlette application: the HTTP API, `/openapi.json`, `/metrics`, and `/mcp` when given."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, AsyncIterator, Callable
+
+from prometheus_client import CollectorRegistry, Counter, make_asgi_app
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from .api import ApiServices, api_routes
+from .errors import guarded, http_exception_handler
+from .openapi import openapi_document
+
+__all__ = ["build_app", "DecisionMetrics"]
+
+
+class DecisionMetrics:
+    """Prometheus counters fed by the gateway's decision listener."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.decisions = Counter("jitgate_decisions", "Decisions by effect and code",
+                                 ["effect", "code"], registry=self.registry)
+
+    def observe(self, effect: str, code: str) -> None:
+        self.decisions.labels(effect=effect, code=code).inc()
+
+
+def build_app(services: ApiServices, *, mcp: tuple[Any, Callable[[], Any]] | None = None,
+              extra_routes: list[BaseRoute] | None = None,
+              lifespans: list[Callable[[], Any]] | None = None,
+              metrics: DecisionMetrics | None = None) -> Starlette:
+    """`mcp` is (asgi_app, lifespan_factory) from adapters.mcp; mounted at /mcp."""
+    routes: list[BaseRoute] = [*api_routes(services), *(extra_routes or [])]
+
+    async def openapi(request: Request) -> Response:
+        """This document."""
+        extra = {"/mcp": {"post": {"summary": "MCP streamable HTTP endpoint",
+                                   "security": [{"bearer": []}],
+                                   "responses": {"200": {"description": "JSON-RPC"}}}}} if mcp else {}
+        extra["/metrics"] = {"get": {"summary": "Prometheus metrics",
+                                     "responses": {"200": {"description": "text"}}}}
+        return JSONResponse(openapi_document(routes + [Route("/openapi.json", openapi)], extra))
+
+    routes.append(Route("/openapi.json", guarded(openapi), methods=["GET"]))
+    metrics = metrics or DecisionMetrics()
+    routes.append(Mount("/metrics", app=make_asgi_app(registry=metrics.registry)))
+    all_lifespans = list(lifespans or [])
+    if mcp is not None:
+        mcp_app, mcp_lifespan = mcp
+        routes.append(Mount("/", app=mcp_app))
+        all_lifespans.append(mcp_lifespan)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for factory in all_lifespans:
+                await stack.enter_async_context(factory())
+            yield
+
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={Exception: http_exception_handler,
+                                        404: http_exception_handler,
+                                        405: http_exception_handler})
+    app.state.services = services
+    app.state.metrics = metrics
+    return app

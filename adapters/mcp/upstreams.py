@@ -1,0 +1,372 @@
+"""Upstream MCP servers: configuration, one kept connection each, restart with backoff.
+
+Each upstream runs under a supervisor task that owns its `Client` (an anyio context must be
+entered and left by the same task). A call on a dead connection fails at once with
+`UpstreamUnavailable` (code `upstream_unavailable`) and wakes the supervisor, which reconnects
+with exponential backoff (tenacity). Nothing waits on a down upstream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from typing import IO, Any, Callable, Literal, Sequence
+
+import anyio
+import httpx2
+import mcp.types as t
+import tenacity
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .results import rebuild_call_result
+
+__all__ = [
+    "UpstreamConfig",
+    "UpstreamUnavailable",
+    "Upstream",
+    "RoutedTool",
+    "UpstreamManager",
+    "SecretResolver",
+]
+
+log = logging.getLogger("jitgate.mcp.upstreams")
+
+SecretResolver = Callable[[str], str]
+CONNECTION_CLOSED = -32000
+
+
+class UpstreamConfig(BaseModel):
+    """One upstream MCP server, as the settings describe it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    transport: Literal["stdio", "http"]
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    secret_env: dict[str, str] = Field(default_factory=dict)  # env var -> secret name
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> "UpstreamConfig":
+        if self.transport == "stdio" and not self.command:
+            raise ValueError(f"upstream {self.name!r}: stdio needs a command")
+        if self.transport == "http" and not self.url:
+            raise ValueError(f"upstream {self.name!r}: http needs a url")
+        return self
+
+    @property
+    def namespace(self) -> str:
+        return self.prefix or self.name
+
+
+class UpstreamUnavailable(Exception):
+    """The upstream is down, restarting, or died during the call."""
+
+    code = "upstream_unavailable"
+
+    def __init__(self, upstream: str, why: str = "not reachable") -> None:
+        self.upstream = upstream
+        self.why = why
+        super().__init__(f"upstream {upstream!r} {why}")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedTool:
+    """An upstream tool under its public (namespaced) name."""
+
+    public_name: str
+    upstream: "Upstream"
+    tool: t.Tool
+
+    def public_definition(self) -> t.Tool:
+        # No output_schema: refusals carry {code, decision_id} as structured content, and
+        # clients (the TypeScript SDK) validate it against the schema even on is_error results.
+        return t.Tool(
+            name=self.public_name,
+            title=self.tool.title,
+            description=self.tool.description,
+            input_schema=self.tool.input_schema,
+            annotations=self.tool.annotations,
+        )
+
+
+def _annotations(tool: t.Tool) -> dict[str, Any]:
+    a = tool.annotations
+    if a is None:
+        return {}
+    out = {
+        "read_only": a.read_only_hint,
+        "destructive": a.destructive_hint,
+        "idempotent": a.idempotent_hint,
+        "open_world": a.open_world_hint,
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+class Upstream:
+    """One upstream server with its kept connection and supervisor."""
+
+    def __init__(self, config: UpstreamConfig, *, secret_resolver: SecretResolver | None = None,
+                 backoff_min_s: float = 0.2, backoff_max_s: float = 10.0,
+                 errlog: IO[str] | None = None) -> None:
+        self.config = config
+        self._secret_resolver = secret_resolver
+        self._backoff = (backoff_min_s, backoff_max_s)
+        self._errlog = errlog
+        self._client: Client | None = None
+        self._broken = anyio.Event()
+        self._up = anyio.Event()
+        self._closing = False
+        self._tools: list[t.Tool] | None = None
+        self.restarts = 0
+        self.on_tools_changed: Callable[[], Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def is_up(self) -> bool:
+        return self._client is not None
+
+    @property
+    def capabilities(self) -> t.ServerCapabilities | None:
+        return self._client.server_capabilities if self._client is not None else None
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _stdio_env(self) -> dict[str, str]:
+        env = dict(self.config.env)
+        for var, secret_name in self.config.secret_env.items():
+            if self._secret_resolver is None:
+                raise UpstreamUnavailable(self.name, "needs a secret resolver")
+            env[var] = self._secret_resolver(secret_name)
+        return env
+
+    @contextlib.asynccontextmanager
+    async def _connect(self):  # type: ignore[no-untyped-def]
+        cfg = self.config
+        handler = self._message_handler
+        if cfg.transport == "stdio":
+            params = StdioServerParameters(command=cfg.command or "", args=list(cfg.args),
+                                           env=self._stdio_env(), cwd=cfg.cwd)
+            errlog = self._errlog or open(os.devnull, "w")  # noqa: SIM115 - closed below
+            try:
+                transport = stdio_client(params, errlog=errlog)
+                async with Client(transport, cache=None, read_timeout_seconds=cfg.timeout_s,
+                                  message_handler=handler) as client:
+                    yield client
+            finally:
+                if errlog is not self._errlog:
+                    errlog.close()
+        else:
+            headers = dict(cfg.headers)
+            for header, secret_name in cfg.secret_env.items():
+                if self._secret_resolver is None:
+                    raise UpstreamUnavailable(self.name, "needs a secret resolver")
+                headers[header] = self._secret_resolver(secret_name)
+            async with httpx2.AsyncClient(headers=headers, timeout=cfg.timeout_s) as http:
+                transport = streamable_http_client(cfg.url or "", http_client=http)
+                async with Client(transport, cache=None, read_timeout_seconds=cfg.timeout_s,
+                                  message_handler=handler) as client:
+                    yield client
+
+    async def _message_handler(self, message: Any) -> None:
+        root = getattr(message, "root", message)
+        if isinstance(root, t.ToolListChangedNotification):
+            self._tools = None
+            if self.on_tools_changed is not None:
+                res = self.on_tools_changed()
+                if hasattr(res, "__await__"):
+                    await res
+
+    async def supervise(self) -> None:
+        """Keep the connection up until `close()`; restart with backoff when it breaks."""
+        lo, hi = self._backoff
+        while not self._closing:
+            retrying = tenacity.AsyncRetrying(
+                wait=tenacity.wait_exponential(multiplier=lo, min=lo, max=hi),
+                retry=tenacity.retry_if_exception_type(Exception),
+                reraise=True,
+            )
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        if self._closing:
+                            return
+                        await self._run_once()
+            except Exception as exc:  # noqa: BLE001 - reconnect forever; never crash the host
+                log.warning("upstream %s: connection loop ended: %s", self.name, type(exc).__name__)
+
+    async def _run_once(self) -> None:
+        try:
+            async with self._connect() as client:
+                self._broken = anyio.Event()
+                self._tools = None
+                self._client = client
+                self._up.set()
+                log.info("upstream %s connected (%s)", self.name, client.protocol_version)
+                await self._broken.wait()
+        finally:
+            self._client = None
+            if self._up.is_set():
+                self._up = anyio.Event()
+        if not self._closing:
+            self.restarts += 1
+            raise UpstreamUnavailable(self.name, "connection lost")
+
+    async def wait_up(self, timeout_s: float) -> bool:
+        with anyio.move_on_after(timeout_s):
+            while not self.is_up:
+                await self._up.wait()
+        return self.is_up
+
+    def close(self) -> None:
+        self._closing = True
+        self._broken.set()
+
+    def _mark_broken(self) -> None:
+        self._client = None
+        if self._up.is_set():
+            self._up = anyio.Event()
+        self._broken.set()
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def _request(self, fn: Callable[[Client], Any]) -> Any:
+        client = self._client
+        if client is None:
+            raise UpstreamUnavailable(self.name, "is down (restarting)")
+        try:
+            return await fn(client)
+        except MCPError as exc:
+            if exc.code == CONNECTION_CLOSED:
+                self._mark_broken()
+                raise UpstreamUnavailable(self.name, "closed the connection") from None
+            raise
+        except TimeoutError:
+            raise UpstreamUnavailable(self.name, "timed out") from None
+        except (httpx2.HTTPError, anyio.BrokenResourceError, anyio.ClosedResourceError,
+                anyio.EndOfStream, OSError):
+            self._mark_broken()
+            raise UpstreamUnavailable(self.name, "connection failed") from None
+
+    async def list_tools(self) -> list[t.Tool]:
+        if self._tools is not None and self.is_up:
+            return self._tools
+        caps = self.capabilities
+        if caps is not None and caps.tools is None:
+            return []
+        tools: list[t.Tool] = []
+        cursor: str | None = None
+        for _ in range(100):
+            page = await self._request(lambda c: c.list_tools(cursor=cursor))
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        self._tools = tools
+        return tools
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> t.CallToolResult:
+        res = await self._request(lambda c: c.call_tool(name, arguments))
+        return rebuild_call_result(res)
+
+    async def request(self, fn: Callable[[Client], Any]) -> Any:
+        """Any other request (resources, prompts) on the kept connection."""
+        return await self._request(fn)
+
+
+class UpstreamManager:
+    """All upstreams, their supervisors, and the namespaced tool routing.
+
+    Use as `async with UpstreamManager(configs) as upstreams:`; entering starts every
+    supervisor and waits (up to `start_timeout_s`) for the first connections.
+    """
+
+    def __init__(self, configs: Sequence[UpstreamConfig], *,
+                 secret_resolver: SecretResolver | None = None,
+                 start_timeout_s: float = 20.0, backoff_min_s: float = 0.2,
+                 backoff_max_s: float = 10.0, errlog: IO[str] | None = None) -> None:
+        names = [c.namespace for c in configs]
+        if len(set(names)) != len(names):
+            raise ValueError("upstream names/prefixes must be unique")
+        self.upstreams: dict[str, Upstream] = {
+            c.namespace: Upstream(c, secret_resolver=secret_resolver, backoff_min_s=backoff_min_s,
+                                  backoff_max_s=backoff_max_s, errlog=errlog)
+            for c in configs
+        }
+        self._start_timeout_s = start_timeout_s
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    async def __aenter__(self) -> "UpstreamManager":
+        stack = contextlib.AsyncExitStack()
+        self._tg = await stack.enter_async_context(anyio.create_task_group())
+        for up in self.upstreams.values():
+            self._tg.start_soon(up.supervise)
+        self._stack = stack
+        with anyio.move_on_after(self._start_timeout_s):
+            async with anyio.create_task_group() as tg:
+                for up in self.upstreams.values():
+                    tg.start_soon(up.wait_up, self._start_timeout_s)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        for up in self.upstreams.values():
+            up.close()
+        if self._stack is not None:
+            await self._stack.__aexit__(*exc)
+
+    def set_tools_changed_callback(self, callback: Callable[[], Any]) -> None:
+        for up in self.upstreams.values():
+            up.on_tools_changed = callback
+
+    async def tools(self) -> list[RoutedTool]:
+        """Every tool of every reachable upstream, under its public name."""
+        out: list[RoutedTool] = []
+        for ns, up in self.upstreams.items():
+            if not up.is_up:
+                continue
+            try:
+                tools = await up.list_tools()
+            except (UpstreamUnavailable, MCPError):
+                continue
+            out.extend(RoutedTool(f"{ns}.{tool.name}", up, tool) for tool in tools)
+        return out
+
+    def split(self, public_name: str) -> tuple[Upstream, str] | None:
+        ns, sep, rest = public_name.partition(".")
+        up = self.upstreams.get(ns)
+        if not sep or up is None or not rest:
+            return None
+        return up, rest
+
+    async def find_tool(self, public_name: str) -> RoutedTool | None:
+        """The tool behind a public name; raises UpstreamUnavailable if its upstream is down."""
+        hit = self.split(public_name)
+        if hit is None:
+            return None
+        up, name = hit
+        for tool in await up.list_tools():
+            if tool.name == name:
+                return RoutedTool(public_name, up, tool)
+        return None
+
+    def with_capability(self, kind: str) -> list[tuple[str, Upstream]]:
+        return [(ns, up) for ns, up in self.upstreams.items()
+                if up.capabilities is not None and getattr(up.capabilities, kind) is not None]
+
+    annotations_of = staticmethod(_annotations)

@@ -1,0 +1,461 @@
+"""The embedded default: every store over one SQLite file `<data_dir>/jitgate.db`.
+
+One gateway process owns the file (the grant store keeps a write-through cache and the audit
+chain head lives in the writer thread); several replicas must share PostgreSQL instead.
+`verify_sqlite` and `read_sqlite_audit` read the file synchronously for the CLI, without a
+running gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gateway.audit import Checkpoint, Signer, VerifyReport, verify_chain
+from gateway.clock import Clock, SystemClock
+from gateway.model import CallApproval, Grant, Lease
+from gateway.ports import (AuditEvent, AuditRecord, ConcurrentUpdate, KeyRecord,
+                           StoreUnavailable)
+
+from .records import (approval_from_dict, approval_to_dict, dumps, grant_from_dict,
+                      grant_to_dict, key_from_dict, key_to_dict, lease_from_dict, lease_to_dict)
+from .signer import load_public_keys
+from .sqlite_engine import DB_FILE, RECORD_COLUMNS, SqliteEngine, connect, row_to_record
+
+__all__ = [
+    "SqliteGrantStore",
+    "SqliteApprovalStore",
+    "SqliteKeyStore",
+    "SqliteAuditLog",
+    "SqliteLeaseStore",
+    "SqliteToolPinStore",
+    "SqliteStores",
+    "open_sqlite",
+    "read_sqlite_audit",
+    "read_sqlite_checkpoints",
+    "iter_sqlite_audit",
+    "verify_sqlite",
+]
+
+_GRANT_CACHE_MAX = 50_000
+
+
+def _sv(v: Any) -> str:
+    return str(getattr(v, "value", v))
+
+
+def _grant_row(row: Sequence[Any]) -> Grant:
+    g = grant_from_dict(json.loads(row[0]))
+    return replace(g, version=row[1], calls_used=row[2])
+
+
+class SqliteGrantStore:
+    """Grants with a write-through cache: one read per authorized call stays in process."""
+
+    def __init__(self, engine: SqliteEngine) -> None:
+        self._e = engine
+        self._cache: dict[str, Grant] = {}
+
+    def _remember(self, g: Grant) -> None:
+        if len(self._cache) >= _GRANT_CACHE_MAX and g.grant_id not in self._cache:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[g.grant_id] = g
+
+    async def create(self, grant: Grant) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            try:
+                c.execute("INSERT INTO grants (grant_id, agent_id, status, version, calls_used, "
+                          "created_at, body) VALUES (?,?,?,?,?,?,?)",
+                          (grant.grant_id, grant.agent_id, grant.status.value, grant.version,
+                           grant.calls_used, grant.created_at, dumps(grant_to_dict(grant))))
+            except sqlite3.IntegrityError as exc:
+                raise ConcurrentUpdate(f"grant {grant.grant_id} already exists") from exc
+        await self._e.write(fn)
+        self._remember(grant)
+
+    async def get(self, grant_id: str) -> Grant | None:
+        if self._e.closed:
+            raise StoreUnavailable("the SQLite store is closed")
+        hit = self._cache.get(grant_id)
+        if hit is not None:
+            return hit
+
+        def fn(c: sqlite3.Connection) -> Grant | None:
+            row = c.execute("SELECT body, version, calls_used FROM grants WHERE grant_id = ?",
+                            (grant_id,)).fetchone()
+            return _grant_row(row) if row else None
+        g = await self._e.read(fn)
+        if g is not None and grant_id not in self._cache:  # never overwrite a newer write
+            self._remember(g)
+        return self._cache.get(grant_id, g)
+
+    async def update(self, grant: Grant, expected_version: int) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            cur = c.execute("UPDATE grants SET agent_id = ?, status = ?, version = ?, "
+                            "calls_used = ?, body = ? WHERE grant_id = ? AND version = ?",
+                            (grant.agent_id, grant.status.value, grant.version, grant.calls_used,
+                             dumps(grant_to_dict(grant)), grant.grant_id, expected_version))
+            if cur.rowcount != 1:
+                raise ConcurrentUpdate(f"grant {grant.grant_id} changed")
+        try:
+            await self._e.write(fn)
+        except ConcurrentUpdate:
+            self._cache.pop(grant.grant_id, None)
+            raise
+        self._remember(grant)
+
+    async def list(self, agent_id: str | None = None, status: str | None = None,
+                   limit: int = 100) -> list[Grant]:
+        where, args = [], []
+        if agent_id is not None:
+            where.append("agent_id = ?")
+            args.append(agent_id)
+        if status is not None:
+            where.append("status = ?")
+            args.append(_sv(status))
+        sql = "SELECT body, version, calls_used FROM grants"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, grant_id LIMIT ?"
+
+        def fn(c: sqlite3.Connection) -> list[Grant]:
+            return [_grant_row(r) for r in c.execute(sql, (*args, limit))]
+        return await self._e.read(fn)
+
+    async def consume_call(self, grant_id: str) -> int:
+        """Add one call; bumps the version so a stale update() loses (no lost increment)."""
+        def fn(c: sqlite3.Connection) -> tuple[int, int]:
+            row = c.execute("UPDATE grants SET calls_used = calls_used + 1, version = version + 1"
+                            " WHERE grant_id = ? RETURNING calls_used, version",
+                            (grant_id,)).fetchone()
+            if row is None:
+                raise KeyError(grant_id)
+            return row[0], row[1]
+        used, version = await self._e.write(fn)
+        hit = self._cache.get(grant_id)
+        if hit is not None and hit.version < version:
+            self._cache[grant_id] = replace(hit, calls_used=used, version=version)
+        return used
+
+
+class SqliteApprovalStore:
+    def __init__(self, engine: SqliteEngine) -> None:
+        self._e = engine
+
+    async def create(self, approval: CallApproval) -> None:
+        a = approval
+
+        def fn(c: sqlite3.Connection) -> None:
+            try:
+                c.execute("INSERT INTO approvals (approval_id, agent_id, grant_id, tool, "
+                          "args_digest, status, created_at, body) VALUES (?,?,?,?,?,?,?,?)",
+                          (a.approval_id, a.agent_id, a.grant_id, a.tool, a.args_digest,
+                           a.status.value, a.created_at, dumps(approval_to_dict(a))))
+            except sqlite3.IntegrityError as exc:
+                raise ConcurrentUpdate(f"approval {a.approval_id} already exists") from exc
+        await self._e.write(fn)
+
+    async def get(self, approval_id: str) -> CallApproval | None:
+        def fn(c: sqlite3.Connection) -> CallApproval | None:
+            row = c.execute("SELECT body FROM approvals WHERE approval_id = ?",
+                            (approval_id,)).fetchone()
+            return approval_from_dict(json.loads(row[0])) if row else None
+        return await self._e.read(fn)
+
+    async def find(self, agent_id: str, grant_id: str | None, tool: str,
+                   args_digest: str) -> CallApproval | None:
+        def fn(c: sqlite3.Connection) -> CallApproval | None:
+            row = c.execute("SELECT body FROM approvals WHERE agent_id = ? AND tool = ? AND "
+                            "args_digest = ? AND grant_id IS ? AND status != 'consumed' "
+                            "ORDER BY created_at DESC, n DESC LIMIT 1",
+                            (agent_id, tool, args_digest, grant_id)).fetchone()
+            return approval_from_dict(json.loads(row[0])) if row else None
+        return await self._e.read(fn)
+
+    async def set_status(self, approval_id: str, status: str, approver: str = "",
+                         expected: str | None = None) -> bool:
+        new = _sv(status)
+
+        def fn(c: sqlite3.Connection) -> bool:
+            row = c.execute("SELECT body, status FROM approvals WHERE approval_id = ?",
+                            (approval_id,)).fetchone()
+            if row is None or (expected is not None and row[1] != _sv(expected)):
+                return False
+            d = json.loads(row[0])
+            d["status"] = new
+            if approver:
+                d["approver"] = approver
+            approval_from_dict(d)  # validates the status value
+            c.execute("UPDATE approvals SET status = ?, body = ? WHERE approval_id = ?",
+                      (new, dumps(d), approval_id))
+            return True
+        return await self._e.write(fn)
+
+    async def list(self, status: str | None = None, limit: int = 100) -> list[CallApproval]:
+        def fn(c: sqlite3.Connection) -> list[CallApproval]:
+            if status is None:
+                rows = c.execute("SELECT body FROM approvals ORDER BY created_at DESC, n DESC "
+                                 "LIMIT ?", (limit,))
+            else:
+                rows = c.execute("SELECT body FROM approvals WHERE status = ? "
+                                 "ORDER BY created_at DESC, n DESC LIMIT ?", (_sv(status), limit))
+            return [approval_from_dict(json.loads(r[0])) for r in rows]
+        return await self._e.read(fn)
+
+
+class SqliteKeyStore:
+    def __init__(self, engine: SqliteEngine) -> None:
+        self._e = engine
+
+    async def add(self, record: KeyRecord) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            try:
+                c.execute("INSERT INTO agent_keys (key_id, created_at, body) VALUES (?,?,?)",
+                          (record.key_id, record.created_at, dumps(key_to_dict(record))))
+            except sqlite3.IntegrityError as exc:
+                raise ConcurrentUpdate(f"key {record.key_id} already exists") from exc
+        await self._e.write(fn)
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        def fn(c: sqlite3.Connection) -> KeyRecord | None:
+            row = c.execute("SELECT body FROM agent_keys WHERE key_id = ?", (key_id,)).fetchone()
+            return key_from_dict(json.loads(row[0])) if row else None
+        return await self._e.read(fn)
+
+    async def list(self) -> list[KeyRecord]:
+        def fn(c: sqlite3.Connection) -> list[KeyRecord]:
+            rows = c.execute("SELECT body FROM agent_keys ORDER BY created_at, key_id")
+            return [key_from_dict(json.loads(r[0])) for r in rows]
+        return await self._e.read(fn)
+
+    async def disable(self, key_id: str) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            row = c.execute("SELECT body FROM agent_keys WHERE key_id = ?", (key_id,)).fetchone()
+            if row is not None:
+                d = json.loads(row[0])
+                d["disabled"] = True
+                c.execute("UPDATE agent_keys SET body = ? WHERE key_id = ?", (dumps(d), key_id))
+        await self._e.write(fn)
+
+
+class SqliteLeaseStore:
+    def __init__(self, engine: SqliteEngine) -> None:
+        self._e = engine
+
+    async def add(self, lease: Lease) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            try:
+                c.execute("INSERT INTO leases (lease_id, grant_id, issued_at, body) "
+                          "VALUES (?,?,?,?)", (lease.lease_id, lease.grant_id, lease.issued_at,
+                                               dumps(lease_to_dict(lease))))
+            except sqlite3.IntegrityError as exc:
+                raise ConcurrentUpdate(f"lease {lease.lease_id} already exists") from exc
+        await self._e.write(fn)
+
+    async def get(self, lease_id: str) -> Lease | None:
+        def fn(c: sqlite3.Connection) -> Lease | None:
+            row = c.execute("SELECT body FROM leases WHERE lease_id = ?", (lease_id,)).fetchone()
+            return lease_from_dict(json.loads(row[0])) if row else None
+        return await self._e.read(fn)
+
+    async def list_for_grant(self, grant_id: str, live_only: bool = False,
+                             now: float | None = None) -> list[Lease]:
+        def fn(c: sqlite3.Connection) -> list[Lease]:
+            rows = c.execute("SELECT body FROM leases WHERE grant_id = ? "
+                             "ORDER BY issued_at, lease_id", (grant_id,))
+            return [lease_from_dict(json.loads(r[0])) for r in rows]
+        out = await self._e.read(fn)
+        if live_only:
+            out = [x for x in out if not x.revoked and (now is None or x.expires_at > now)]
+        return out
+
+    async def revoke(self, lease_id: str, reason: str) -> bool:
+        def fn(c: sqlite3.Connection) -> bool:
+            row = c.execute("SELECT body FROM leases WHERE lease_id = ?", (lease_id,)).fetchone()
+            if row is None:
+                return False
+            d = json.loads(row[0])
+            if d.get("revoked"):
+                return False
+            d["revoked"], d["revoked_reason"] = True, reason
+            c.execute("UPDATE leases SET body = ? WHERE lease_id = ?", (dumps(d), lease_id))
+            return True
+        return await self._e.write(fn)
+
+
+class SqliteToolPinStore:
+    def __init__(self, engine: SqliteEngine) -> None:
+        self._e = engine
+
+    async def get(self, tool: str) -> str | None:
+        def fn(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT fingerprint FROM tool_pins WHERE tool = ?", (tool,)).fetchone()
+            return row[0] if row else None
+        return await self._e.read(fn)
+
+    async def pin(self, tool: str, fingerprint: str) -> None:
+        def fn(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO tool_pins (tool, fingerprint) VALUES (?, ?) "
+                      "ON CONFLICT (tool) DO UPDATE SET fingerprint = excluded.fingerprint",
+                      (tool, fingerprint))
+        await self._e.write(fn)
+
+
+def _read_records(c: sqlite3.Connection, after_seq: int = 0, limit: int | None = None,
+                  grant_id: str | None = None, decision_id: str | None = None,
+                  physical: bool = False) -> list[AuditRecord]:
+    where: list[str] = [] if physical else ["seq > ?"]
+    args: list[Any] = [] if physical else [after_seq]
+    if grant_id is not None:
+        where.append("grant_id = ?")
+        args.append(grant_id)
+    if decision_id is not None:
+        where.append("decision_id = ?")
+        args.append(decision_id)
+    cond = f"WHERE {' AND '.join(where)} " if where else ""
+    sql = (f"SELECT {RECORD_COLUMNS} FROM audit_records {cond}"
+           f"ORDER BY {'pos' if physical else 'seq, pos'} LIMIT ?")
+    return [row_to_record(r) for r in c.execute(sql, (*args, -1 if limit is None else limit))]
+
+
+def _read_checkpoints(c: sqlite3.Connection) -> list[Checkpoint]:
+    rows = c.execute("SELECT seq, hash, ts, kid, sig FROM audit_checkpoints ORDER BY n")
+    return [Checkpoint(seq=r[0], hash=r[1], ts=r[2], kid=r[3], sig=r[4]) for r in rows]
+
+
+def _signer_keys(signer: Signer | None) -> Mapping[str, Ed25519PublicKey]:
+    get = getattr(signer, "public_keys", None)
+    return get() if callable(get) else {}
+
+
+class SqliteAuditLog:
+    """Group-committed hash chain (see sqlite_engine)."""
+
+    def __init__(self, engine: SqliteEngine) -> None:
+        self._e = engine
+
+    async def append(self, event: AuditEvent) -> AuditRecord:
+        return (await self._e.append((event,)))[0]
+
+    async def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        if not events:
+            return []
+        return await self._e.append(events)
+
+    async def read(self, after_seq: int = 0, limit: int = 1000, grant_id: str | None = None,
+                   decision_id: str | None = None) -> list[AuditRecord]:
+        return await self._e.read(lambda c: _read_records(c, after_seq, limit, grant_id,
+                                                          decision_id))
+
+    async def head(self) -> tuple[int, str]:
+        if self._e.closed:
+            raise StoreUnavailable("the SQLite store is closed")
+        return self._e.head_seq, self._e.head_hash
+
+    async def read_checkpoints(self) -> list[Checkpoint]:
+        return await self._e.read(_read_checkpoints)
+
+    async def verify(self, public_keys: Mapping[str, Ed25519PublicKey] | None = None
+                     ) -> VerifyReport:
+        keys = public_keys if public_keys is not None else _signer_keys(self._e.signer)
+        if not keys:
+            keys = load_public_keys(self._e.path.parent)
+
+        def fn(c: sqlite3.Connection) -> VerifyReport:
+            return verify_chain(_read_records(c, physical=True), _read_checkpoints(c), keys)
+        return await self._e.read(fn)
+
+    async def close(self) -> None:
+        await self._e.close()
+
+
+@dataclass
+class SqliteStores:
+    grants: SqliteGrantStore
+    approvals: SqliteApprovalStore
+    keys: SqliteKeyStore
+    audit: SqliteAuditLog
+    leases: SqliteLeaseStore
+    pins: SqliteToolPinStore
+    engine: SqliteEngine
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        return await self.audit.read_checkpoints()
+
+    async def close(self) -> None:
+        """Write the closing checkpoint and stop the threads; later calls raise StoreUnavailable."""
+        await self.engine.close()
+
+
+def open_sqlite(data_dir: str | os.PathLike[str], signer: Signer | None = None,
+                checkpoint_every: int = 100, clock: Clock | None = None,
+                busy_timeout_ms: int = 5000) -> SqliteStores:
+    """Open (and create) `<data_dir>/jitgate.db`; call `await stores.close()` at shutdown."""
+    d = Path(data_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    engine = SqliteEngine(d / DB_FILE, clock=clock or SystemClock(), signer=signer,
+                          checkpoint_every=checkpoint_every, busy_timeout_ms=busy_timeout_ms)
+    return SqliteStores(grants=SqliteGrantStore(engine), approvals=SqliteApprovalStore(engine),
+                        keys=SqliteKeyStore(engine), audit=SqliteAuditLog(engine),
+                        leases=SqliteLeaseStore(engine), pins=SqliteToolPinStore(engine),
+                        engine=engine)
+
+
+def _open_ro(data_dir: str | os.PathLike[str]) -> sqlite3.Connection:
+    path = Path(data_dir) / DB_FILE
+    if not path.exists():
+        raise StoreUnavailable(f"no audit database in {data_dir}")
+    try:
+        return connect(path, readonly=True)
+    except sqlite3.Error as exc:
+        raise StoreUnavailable("cannot open the audit database") from exc
+
+
+def read_sqlite_audit(data_dir: str | os.PathLike[str], after_seq: int = 0,
+                      limit: int | None = None, grant_id: str | None = None,
+                      decision_id: str | None = None) -> list[AuditRecord]:
+    """Records after `after_seq` in seq order, read synchronously (CLI tail/export)."""
+    c = _open_ro(data_dir)
+    try:
+        return _read_records(c, after_seq, limit, grant_id, decision_id)
+    finally:
+        c.close()
+
+
+def read_sqlite_checkpoints(data_dir: str | os.PathLike[str]) -> list[Checkpoint]:
+    c = _open_ro(data_dir)
+    try:
+        return _read_checkpoints(c)
+    finally:
+        c.close()
+
+
+def iter_sqlite_audit(data_dir: str | os.PathLike[str], after_seq: int = 0,
+                      page: int = 5000) -> Iterator[AuditRecord]:
+    """Stream every record after `after_seq` (export of large logs)."""
+    while True:
+        batch = read_sqlite_audit(data_dir, after_seq=after_seq, limit=page)
+        yield from batch
+        if len(batch) < page:
+            return
+        after_seq = batch[-1].seq
+
+
+def verify_sqlite(data_dir: str | os.PathLike[str],
+                  public_keys: Mapping[str, Ed25519PublicKey] | None = None) -> VerifyReport:
+    """Verify the chain in `<data_dir>/jitgate.db` offline, in stored order.
+
+    Without `public_keys`, the checkpoint key is taken from the signer file in the data dir.
+    """
+    keys = public_keys if public_keys is not None else load_public_keys(data_dir)
+    c = _open_ro(data_dir)
+    try:
+        return verify_chain(_read_records(c, physical=True), _read_checkpoints(c), keys)
+    finally:
+        c.close()

@@ -1,0 +1,305 @@
+"""The SQLite engine: one writer thread (group commit) and one reader thread over one file.
+
+The writer owns the only write connection (WAL, synchronous=FULL). Audit appends that arrive
+while a transaction is running are committed together in the next one; each caller's future is
+resolved only after its batch's COMMIT returned, so a record is durable before its caller hears
+of it. A failed batch rolls back, leaves the chain head untouched and fails every caller in it
+with StoreUnavailable. The file is owned by one gateway process: several replicas need
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from gateway.audit import GENESIS, Checkpoint, Signer, make_checkpoint, seal
+from gateway.clock import Clock
+from gateway.ids import new_id
+from gateway.ports import AuditEvent, AuditRecord, StoreUnavailable
+
+__all__ = ["SqliteEngine", "SCHEMA_VERSION", "DB_FILE", "connect", "row_to_record",
+           "RECORD_COLUMNS"]
+
+DB_FILE = "jitgate.db"
+SCHEMA_VERSION = 1
+RECORD_COLUMNS = "seq, event_id, ts, type, actor, grant_id, decision_id, data, prev_hash, hash"
+_MAX_BATCH = 4096
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS grants (
+  grant_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, status TEXT NOT NULL,
+  version INTEGER NOT NULL, calls_used INTEGER NOT NULL, created_at REAL NOT NULL,
+  body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS grants_agent ON grants (agent_id, status);
+CREATE TABLE IF NOT EXISTS approvals (
+  n INTEGER PRIMARY KEY, approval_id TEXT NOT NULL UNIQUE, agent_id TEXT NOT NULL,
+  grant_id TEXT, tool TEXT NOT NULL, args_digest TEXT NOT NULL, status TEXT NOT NULL,
+  created_at REAL NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS approvals_call ON approvals (agent_id, tool, args_digest);
+CREATE TABLE IF NOT EXISTS agent_keys (
+  key_id TEXT PRIMARY KEY, created_at REAL NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+  lease_id TEXT PRIMARY KEY, grant_id TEXT, issued_at REAL NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS leases_grant ON leases (grant_id);
+CREATE TABLE IF NOT EXISTS tool_pins (tool TEXT PRIMARY KEY, fingerprint TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_records (
+  pos INTEGER PRIMARY KEY, seq INTEGER NOT NULL, event_id TEXT NOT NULL, ts REAL NOT NULL,
+  type TEXT NOT NULL, actor TEXT NOT NULL, grant_id TEXT, decision_id TEXT,
+  data TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_seq ON audit_records (seq);
+CREATE INDEX IF NOT EXISTS audit_grant ON audit_records (grant_id) WHERE grant_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS audit_decision ON audit_records (decision_id)
+  WHERE decision_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+  n INTEGER PRIMARY KEY, seq INTEGER NOT NULL, hash TEXT NOT NULL, ts REAL NOT NULL,
+  kid TEXT NOT NULL, sig TEXT NOT NULL);
+"""
+
+
+def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                               check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def row_to_record(row: Sequence[Any]) -> AuditRecord:
+    return AuditRecord(seq=row[0], event_id=row[1], ts=row[2], type=row[3], actor=row[4],
+                       grant_id=row[5], decision_id=row[6], data=json.loads(row[7]),
+                       prev_hash=row[8], hash=row[9])
+
+
+_Deliveries = list[tuple["asyncio.Future[Any]", bool, Any]]
+
+
+def _deliver(items: _Deliveries) -> None:
+    for fut, ok, value in items:
+        if fut.done():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+
+class SqliteEngine:
+    def __init__(self, path: Path, *, clock: Clock, signer: Signer | None = None,
+                 checkpoint_every: int = 100, busy_timeout_ms: int = 5000) -> None:
+        self.path = path
+        self.clock = clock
+        self.signer = signer
+        self.checkpoint_every = checkpoint_every
+        self.closed = False
+        self._busy = busy_timeout_ms
+        self._wq: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._rq: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.head_seq = 0
+        self.head_hash = GENESIS
+        self._last_cp = 0
+        try:
+            self._wconn = connect(path, busy_timeout_ms=busy_timeout_ms)
+            self._init_schema()
+            self._rconn = connect(path, busy_timeout_ms=busy_timeout_ms)
+            self._rconn.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable("cannot open the SQLite store") from exc
+        self._writer = threading.Thread(target=self._run_writer, name="jitgate-sqlite-writer",
+                                        daemon=True)
+        self._reader = threading.Thread(target=self._run_reader, name="jitgate-sqlite-reader",
+                                        daemon=True)
+        self._writer.start()
+        self._reader.start()
+
+    def _init_schema(self) -> None:
+        c = self._wconn
+        c.executescript(_SCHEMA)  # idempotent (IF NOT EXISTS)
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            row = c.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                c.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] > SCHEMA_VERSION:
+                raise StoreUnavailable(f"database schema {row[0]} is newer than supported")
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
+        last = c.execute("SELECT seq, hash FROM audit_records ORDER BY pos DESC LIMIT 1").fetchone()
+        if last:
+            self.head_seq, self.head_hash = last
+        cp = c.execute("SELECT seq FROM audit_checkpoints ORDER BY n DESC LIMIT 1").fetchone()
+        self._last_cp = cp[0] if cp else 0
+
+    # -- the asyncio side -------------------------------------------------------------------
+
+    def _submit(self, q: "queue.SimpleQueue[Any]", item: tuple[Any, ...]) -> "asyncio.Future[Any]":
+        if self.closed:
+            raise StoreUnavailable("the SQLite store is closed")
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        q.put((*item, fut, loop))
+        return fut
+
+    async def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `fn(conn)` in its own write transaction on the writer thread."""
+        return await self._submit(self._wq, ("job", fn))
+
+    async def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        return await self._submit(self._rq, ("job", fn))
+
+    async def append(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        return await self._submit(self._wq, ("audit", list(events)))
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        loop = asyncio.get_running_loop()
+        done_w: asyncio.Future[Any] = loop.create_future()
+        done_r: asyncio.Future[Any] = loop.create_future()
+        self._wq.put(("stop", None, done_w, loop))
+        self._rq.put(("stop", None, done_r, loop))
+        await asyncio.gather(done_w, done_r, return_exceptions=True)
+
+    # -- the threads --------------------------------------------------------------------------
+
+    def _run_reader(self) -> None:
+        while True:
+            kind, fn, fut, loop = self._rq.get()
+            if kind == "stop":
+                self._rconn.close()
+                loop.call_soon_threadsafe(_deliver, [(fut, True, None)])
+                return
+            try:
+                res: tuple[Any, bool, Any] = (fut, True, fn(self._rconn))
+            except sqlite3.Error as exc:
+                res = (fut, False, StoreUnavailable(f"SQLite read failed: {type(exc).__name__}"))
+            except Exception as exc:  # a caller's own error (e.g. ConcurrentUpdate)
+                res = (fut, False, exc)
+            loop.call_soon_threadsafe(_deliver, [res])
+
+    def _run_writer(self) -> None:
+        while True:
+            items = [self._wq.get()]
+            while len(items) < _MAX_BATCH:
+                try:
+                    items.append(self._wq.get_nowait())
+                except queue.Empty:
+                    break
+            out: dict[Any, _Deliveries] = {}
+            stop = None
+            audits = []
+            for item in items:
+                if item[0] == "audit":
+                    audits.append(item)
+                elif item[0] == "job":
+                    out.setdefault(item[3], []).append(self._job(item[1], item[2]))
+                else:
+                    stop = item
+            if audits:
+                for fut, ok, value, loop in self._commit_audit(audits):
+                    out.setdefault(loop, []).append((fut, ok, value))
+            for loop, deliveries in out.items():
+                loop.call_soon_threadsafe(_deliver, deliveries)
+            if stop is not None:
+                self._final_checkpoint()
+                self._wconn.close()
+                stop[3].call_soon_threadsafe(_deliver, [(stop[2], True, None)])
+                return
+
+    def _job(self, fn: Callable[[sqlite3.Connection], Any], fut: Any) -> tuple[Any, bool, Any]:
+        c = self._wconn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            value = fn(c)
+            c.execute("COMMIT")
+            return (fut, True, value)
+        except Exception as exc:
+            self._rollback()
+            if isinstance(exc, sqlite3.Error):
+                exc = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
+            return (fut, False, exc)
+
+    def _rollback(self) -> None:
+        try:
+            if self._wconn.in_transaction:
+                self._wconn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def _commit_audit(self, items: list[tuple[Any, ...]]) -> list[tuple[Any, bool, Any, Any]]:
+        seq, prev = self.head_seq, self.head_hash
+        rows: list[tuple[Any, ...]] = []
+        cps: list[Checkpoint] = []
+        pending: list[tuple[Any, list[AuditRecord], Any]] = []
+        results: list[tuple[Any, bool, Any, Any]] = []
+        for _, events, fut, loop in items:
+            try:
+                recs = []
+                s, p = seq, prev
+                for ev in events:
+                    s += 1
+                    rec = seal(ev, s, p, ev.ts or self.clock.now(), new_id("evt"))
+                    p = rec.hash
+                    recs.append(rec)
+                data = [json.dumps(r.data, separators=(",", ":"), ensure_ascii=False)
+                        for r in recs]
+            except Exception as exc:  # this caller's event cannot be hashed; others go on
+                results.append((fut, False, ValueError(f"invalid audit event: {exc}"), loop))
+                continue
+            seq, prev = s, p
+            for r, d in zip(recs, data):
+                rows.append((r.seq, r.event_id, r.ts, r.type, r.actor, r.grant_id,
+                             r.decision_id, d, r.prev_hash, r.hash))
+                if (self.signer is not None and self.checkpoint_every > 0
+                        and r.seq % self.checkpoint_every == 0):
+                    cps.append(make_checkpoint(self.signer, r.seq, r.hash, self.clock.now()))
+            pending.append((fut, recs, loop))
+        if not pending:
+            return results
+        c = self._wconn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            c.executemany(f"INSERT INTO audit_records ({RECORD_COLUMNS}) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            if cps:
+                c.executemany("INSERT INTO audit_checkpoints (seq, hash, ts, kid, sig) "
+                              "VALUES (?,?,?,?,?)",
+                              [(x.seq, x.hash, x.ts, x.kid, x.sig) for x in cps])
+            c.execute("COMMIT")
+        except Exception as exc:
+            self._rollback()
+            err = StoreUnavailable(f"audit append failed: {type(exc).__name__}")
+            return results + [(fut, False, err, loop) for fut, _, loop in pending]
+        self.head_seq, self.head_hash = seq, prev
+        if cps:
+            self._last_cp = cps[-1].seq
+        return results + [(fut, True, recs, loop) for fut, recs, loop in pending]
+
+    def _final_checkpoint(self) -> None:
+        if self.signer is None or self.head_seq == 0 or self._last_cp == self.head_seq:
+            return
+        cp = make_checkpoint(self.signer, self.head_seq, self.head_hash, self.clock.now())
+        c = self._wconn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            c.execute("INSERT INTO audit_checkpoints (seq, hash, ts, kid, sig) VALUES (?,?,?,?,?)",
+                      (cp.seq, cp.hash, cp.ts, cp.kid, cp.sig))
+            c.execute("COMMIT")
+            self._last_cp = cp.seq
+        except sqlite3.Error:
+            self._rollback()

@@ -1,0 +1,72 @@
+"""Judge detector: an optional LLM alignment check for privileged calls.
+
+The model is a port (`Judge`); `adapters.judge` implements it over any OpenAI-compatible
+endpoint. Only calls whose tier is in `tiers` (privileged, critical) are judged. Each check has a
+timeout. Failure modes, from `policy.drift.extra["judge_failure_mode"]` or the constructor:
+
+- "deny": a failed or timed-out check yields a `detector_unavailable` signal (weight 0); the
+  pipeline must deny the call with decision code `detector_unavailable` (fail closed) without
+  counting it as drift;
+- "allow_with_signal": the call goes on, with a `judge_unavailable` signal (default weight 0.2)
+  in the score and the audit trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+from ..model import DriftSignal, Grant, ToolCall
+from .detector import DriftConfig, signal, spec_attr, tool_tier
+from .semantic import call_text
+from .state import GrantSession
+
+__all__ = ["Judge", "JudgeVerdict", "JudgeDetector", "FAILURE_MODES"]
+
+FAILURE_MODES = ("deny", "allow_with_signal")
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeVerdict:
+    aligned: bool
+    reason: str = ""
+
+
+class Judge(Protocol):
+    async def judge(self, objective: str, call: str) -> JudgeVerdict: ...
+
+
+class JudgeDetector:
+    name = "judge"
+
+    def __init__(self, judge: Judge, *, timeout_s: float = 5.0,
+                 failure_mode: str = "allow_with_signal",
+                 tiers: Sequence[str] = ("privileged", "critical")) -> None:
+        if failure_mode not in FAILURE_MODES:
+            raise ValueError(f"failure_mode must be one of {FAILURE_MODES}")
+        self._judge = judge
+        self.timeout_s = timeout_s
+        self.failure_mode = failure_mode
+        self.tiers = frozenset(tiers)
+
+    async def assess(self, state: GrantSession, call: ToolCall, grant: Grant | None,
+                     tool_spec: Any, policy: Any) -> list[DriftSignal]:
+        if grant is None or tool_tier(tool_spec) not in self.tiers:
+            return []
+        cfg = DriftConfig.of(policy)
+        mode = str(cfg.extra.get("judge_failure_mode", self.failure_mode))
+        text = call_text(call, spec_attr(tool_spec, "description", "") or "")
+        try:
+            verdict = await asyncio.wait_for(self._judge.judge(grant.objective, text),
+                                             self.timeout_s)
+        except Exception as exc:  # timeout, transport, malformed answer: the configured mode
+            why = "timeout" if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) else "error"
+            code = "detector_unavailable" if mode == "deny" else "judge_unavailable"
+            s = signal(cfg, self.name, code, tool=call.tool, failure=why, mode=mode)
+            return [s] if s else []
+        if verdict.aligned:
+            return []
+        s = signal(cfg, self.name, "judge_misaligned", tool=call.tool,
+                   reason=verdict.reason[:300])
+        return [s] if s else []

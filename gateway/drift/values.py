@@ -1,0 +1,186 @@
+"""Values as the provenance detector sees them: normalised, typed, split into fields.
+
+Tool outputs (structured dicts from MCP, or YAML/JSON text) are flattened into fields. A field is
+*free text* when its key names prose (body, content, subject, ...) or its value reads as prose
+(whitespace, long); otherwise it is a *structured* identifier (a sender IBAN, an id, a channel
+name in a list). Free text can be written by anyone who can put text in front of the agent; a
+structured field is asserted by the system that produced the record.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+import yaml
+
+__all__ = [
+    "Field",
+    "norm",
+    "norm_value",
+    "value_kind",
+    "embedded_tokens",
+    "flatten_output",
+    "contains_value",
+    "SENSITIVE_NAME_TOKENS",
+    "is_sensitive_name",
+]
+
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+URL_RX = re.compile(r"(?:https?://|www\.)[^\s<>\"'`)\]},;]+|\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|org|net|io|dev|ai|co|info|biz|app|xyz|gov|edu|ch|de|uk|fr|eu)(?:/[^\s<>\"'`)\]},;]*)?", re.I)
+EMAIL_RX = re.compile(r"\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b", re.I)
+IBAN_RX = re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b")
+_TRAIL = ".,;:!?/"
+
+FREE_TEXT_KEYS = frozenset({
+    "body", "content", "text", "message", "subject", "description", "note", "notes", "summary",
+    "title", "comment", "comments", "html", "markdown", "snippet", "bio", "about", "memo",
+})
+
+# Argument names (split on _ - . and camelCase) that carry a destination, an identity, a
+# location or a credential: the sensitive arguments recognised without a policy entry.
+SENSITIVE_NAME_TOKENS = frozenset({
+    "recipient", "recipients", "to", "cc", "bcc", "iban", "account", "url", "uri", "link", "href",
+    "endpoint", "webhook", "email", "mail", "path", "file", "filepath", "filename", "dir",
+    "directory", "command", "cmd", "script", "password", "passphrase", "destination", "dest",
+    "host", "domain", "payee", "beneficiary", "receiver",
+})
+
+_SPLIT_RX = re.compile(r"[_\-.\s/]+|(?<=[a-z])(?=[A-Z])")
+
+
+def is_sensitive_name(name: str) -> bool:
+    return any(t.lower() in SENSITIVE_NAME_TOKENS for t in _SPLIT_RX.split(name) if t)
+
+
+def norm(text: str) -> str:
+    """Case-, width- and spacing-insensitive form used for every comparison."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def norm_value(value: str) -> str:
+    """A value as compared: normalised, URLs without scheme and trailing slash."""
+    v = norm(value)
+    for scheme in ("https://", "http://"):
+        if v.startswith(scheme):
+            v = v[len(scheme):]
+    return v.rstrip("/") if len(v) > 1 else v
+
+
+def value_kind(value: str) -> str:
+    v = value.strip()
+    if EMAIL_RX.fullmatch(v):
+        return "email"
+    if IBAN_RX.fullmatch(v.replace(" ", "")):
+        return "iban"
+    if URL_RX.fullmatch(v):
+        return "url"
+    if v.startswith(("/", "./", "~/")) or re.fullmatch(r"[\w.-]+\.[a-z0-9]{1,5}", v, re.I):
+        return "path"
+    return "text"
+
+
+def embedded_tokens(text: str) -> Iterator[tuple[str, str]]:
+    """(kind, token) for every e-mail, URL and IBAN written inside a longer string."""
+    emails = set()
+    for m in EMAIL_RX.finditer(text):
+        emails.add(m.group(0))
+        yield "email", m.group(0)
+    for m in URL_RX.finditer(text):
+        tok = m.group(0).rstrip(_TRAIL)
+        if any(tok in e or e.endswith(tok) for e in emails):
+            continue
+        yield "url", tok
+    for m in IBAN_RX.finditer(text):
+        yield "iban", m.group(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    path: str
+    value: str  # normalised
+    free_text: bool
+
+
+def _is_prose(key: str, value: str) -> bool:
+    last = key.rsplit(".", 1)[-1].rstrip("]").split("[")[0].lower()
+    if last in FREE_TEXT_KEYS:
+        return True
+    return len(value) > 64 or any(c.isspace() for c in value.strip())
+
+
+def _walk(obj: Any, path: str, out: list[Field], depth: int) -> None:
+    if depth > 12 or len(out) > 5000:
+        return
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _walk(v, f"{path}.{k}" if path else str(k), out, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _walk(v, f"{path}[{i}]", out, depth + 1)
+    elif isinstance(obj, str):
+        if obj.strip():
+            out.append(Field(path, norm_value(obj) if not _is_prose(path, obj) else norm(obj),
+                             _is_prose(path, obj)))
+    elif obj is None or isinstance(obj, bool):
+        return
+    else:
+        out.append(Field(path, norm(str(obj)), False))
+
+
+def _parse_text(text: str) -> Any:
+    s = text.strip()
+    if not s:
+        return None
+    if s[0] in "[{":
+        try:
+            return json.loads(s)
+        except ValueError:
+            pass
+    if "\n" in s or s.startswith("- ") or ": " in s:
+        try:
+            doc = yaml.load(s, Loader=_SAFE_LOADER)  # noqa: S506 - safe loader
+        except yaml.YAMLError:
+            return text
+        if isinstance(doc, (Mapping, list)):
+            return doc
+    return text
+
+
+def flatten_output(output: Any) -> list[Field]:
+    """Field-level values of a tool output (structured data, or JSON/YAML text, or prose)."""
+    if isinstance(output, (bytes, bytearray)):
+        output = output.decode("utf-8", "replace")
+    if isinstance(output, Mapping) and "structured_content" in output:
+        output = output.get("structured_content") or output.get("content")
+    doc = _parse_text(output) if isinstance(output, str) else output
+    fields: list[Field] = []
+    if isinstance(doc, str):
+        if doc.strip():
+            fields.append(Field("", norm(doc), True))
+    else:
+        _walk(doc, "", fields, 0)
+    return fields
+
+
+def _boundary(c: str) -> bool:
+    return not (c.isalnum() or c in "_@")
+
+
+def contains_value(text: str, value: str) -> bool:
+    """`value` occurs in `text` as a whole token (not inside a longer word or identifier)."""
+    if not value:
+        return False
+    start = text.find(value)
+    n = len(value)
+    while start >= 0:
+        before = text[start - 1] if start > 0 else " "
+        after = text[start + n] if start + n < len(text) else " "
+        if _boundary(before) and (_boundary(after) or after in ".,;:!?/"):
+            return True
+        start = text.find(value, start + 1)
+    return False

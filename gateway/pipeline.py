@@ -1,0 +1,566 @@
+"""The Gateway: the path of one call (ARCHITECTURE §2) and the grant operations around it.
+
+    facts = gather(call)             one concurrent round of reads
+    decision = decide(call, facts)   pure
+    mint the credential (allow)      fails ⇒ deny credential_unavailable
+    audit.append(decision)           fails ⇒ deny audit_unavailable (the lease is released)
+    forward / report the outcome     audit, drift, one-shot lease released
+
+Every failure inside ends as a deny; nothing here ever turns an error into an allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any, Awaitable, Callable, Mapping, Sequence
+
+from policies.engine import PolicySet
+from policies.scope import compile_scope
+
+from .clock import Clock, SystemClock
+from .decide import Facts, Throttle, decide, policy_role
+from .digest import args_digest, canonical_json, sha256_hex
+from .errors import GatewayError
+from .grants import GrantRequest, GrantService, RenewRequest
+from .ids import new_id
+from .keys import KeyAuthenticator
+from .model import (
+    ApprovalStatus,
+    CallApproval,
+    CallOutcome,
+    Credential,
+    Decision,
+    Effect,
+    Grant,
+    GrantStatus,
+    Lease,
+    Principal,
+    Role,
+    ToolCall,
+)
+from .ports import (
+    ApprovalStore,
+    AuditEvent,
+    AuditLog,
+    CredentialIssuer,
+    GrantStore,
+    KeyStore,
+    LeaseStore,
+    MintRequest,
+    StoreUnavailable,
+    ToolPinStore,
+)
+
+__all__ = ["Gateway", "Authorization", "RunResult", "APPROVAL_WINDOW_S"]
+
+log = logging.getLogger("jitgate.pipeline")
+
+APPROVAL_WINDOW_S = 3600.0
+# Denials that say "wait" or "we failed", not "no": retrying them is no pressure on policy.
+_NOT_RETRY_PRESSURE = frozenset({"grant_pending", "approval_pending", "audit_unavailable",
+                                 "store_unavailable", "credential_unavailable", "internal_error",
+                                 "detector_unavailable"})
+_DECISION_CACHE = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    decision: Decision
+    credential: Credential | None = None
+
+    def public(self) -> dict[str, Any]:
+        out = self.decision.public()
+        if self.credential is not None:
+            cred: dict[str, Any] = {"lease_id": self.credential.lease.lease_id,
+                                    "expires_at": self.credential.lease.expires_at,
+                                    "kind": self.credential.lease.kind}
+            if self.credential.value is not None:
+                cred["token"] = self.credential.value
+            out["credential"] = cred
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    authorization: Authorization
+    output: Any = None
+    error: str | None = None
+
+    @property
+    def decision(self) -> Decision:
+        return self.authorization.decision
+
+
+@dataclass(slots=True)
+class _Issued:
+    call: ToolCall
+    decision: Decision
+    lease: Lease | None
+    completed: bool = False
+
+
+Forward = Callable[[ToolCall, Credential | None], Awaitable[Any]]
+WorkloadVerifier = Callable[[str], Awaitable[Principal | None]]
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        policy: PolicySet,
+        grants: GrantStore,
+        approvals: ApprovalStore,
+        keys: KeyStore,
+        audit: AuditLog,
+        leases: LeaseStore,
+        pins: ToolPinStore | None = None,
+        issuers: Mapping[str, CredentialIssuer] | None = None,
+        default_issuer: str | None = "jwt",
+        drift: Any = None,
+        ratelimiter: Any = None,
+        clock: Clock | None = None,
+        workload_verifier: WorkloadVerifier | None = None,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self._policy = policy
+        self.grant_store = grants
+        self.approvals = approvals
+        self.keys = keys
+        self.audit = audit
+        self.leases = leases
+        self.pins = pins
+        self.issuers: dict[str, CredentialIssuer] = dict(issuers or {})
+        self.default_issuer = default_issuer if default_issuer in self.issuers else None
+        self.drift = drift
+        self.ratelimiter = ratelimiter
+        self.grants = GrantService(grants, audit, self.clock, lambda: self._policy)
+        self._key_auth = KeyAuthenticator(keys)
+        self._workload_verifier = workload_verifier
+        self._issued: OrderedDict[str, _Issued] = OrderedDict()
+        self._scope_cache: dict[tuple[str, int], tuple[Any, ...]] = {}
+        self._grant_listeners: list[Callable[[str, GrantStatus], Any]] = []
+        self._decision_listeners: list[Callable[[Decision], None]] = []
+        self.grants.on_change(self._grant_changed)
+
+    # -- policy --------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> PolicySet:
+        return self._policy
+
+    async def reload_policy(self, policy: PolicySet, actor: str = "gateway") -> None:
+        """Swap the policy set atomically; the swap is audited first (fail closed)."""
+        await self.audit.append(AuditEvent(type="policy.loaded", actor=actor, ts=self.clock.now(),
+                                           data={"revision": policy.revision,
+                                                 "sources": list(policy.sources),
+                                                 "previous": self._policy.revision}))
+        self._policy = policy
+
+    # -- authentication ------------------------------------------------------------------
+
+    async def authenticate(self, bearer: str) -> Principal | None:
+        if not bearer:
+            return None
+        principal = await self._key_auth.authenticate(bearer)
+        if principal is None and self._workload_verifier is not None and bearer.count(".") == 2:
+            principal = await self._workload_verifier(bearer)
+        return principal
+
+    # -- grants --------------------------------------------------------------------------
+
+    def on_decision(self, callback: Callable[[Decision], None]) -> None:
+        """Observe every final decision (metrics); a failing observer is ignored."""
+        self._decision_listeners.append(callback)
+
+    def on_grant_change(self, callback: Callable[[str, GrantStatus], Any]) -> None:
+        self._grant_listeners.append(callback)
+
+    async def _grant_changed(self, grant: Grant) -> None:
+        if grant.status is GrantStatus.ACTIVE and self.drift is not None:
+            self.drift.seed(grant)
+        for cb in self._grant_listeners:
+            try:
+                res = cb(grant.grant_id, grant.status)
+                if asyncio.iscoroutine(res):
+                    await res
+            except Exception:  # a listener never breaks a grant change
+                log.exception("grant listener failed")
+
+    async def request_grant(self, principal: Principal, req: GrantRequest) -> Grant:
+        if principal.role is not Role.AGENT and principal.role is not Role.ADMIN:
+            raise GatewayError("forbidden", "only agents request grants")
+        return await self.grants.request(principal, req, role_name=self._role_of(principal))
+
+    async def approve_grant(self, principal: Principal, grant_id: str, note: str = "") -> Grant:
+        return await self.grants.approve(principal, grant_id, note)
+
+    async def deny_grant(self, principal: Principal, grant_id: str, reason: str = "") -> Grant:
+        return await self.grants.deny(principal, grant_id, reason)
+
+    async def get_grant(self, principal: Principal, grant_id: str) -> Grant:
+        grant = await self.grants.get(principal, grant_id)
+        return await self._settle(grant)
+
+    async def list_grants(self, principal: Principal, status: str | None = None) -> list[Grant]:
+        return [await self._settle(g) for g in await self.grants.list(principal, status)]
+
+    async def renew_grant(self, principal: Principal, grant_id: str, req: RenewRequest) -> Grant:
+        if self.drift is not None and hasattr(self.drift, "note_renewal"):
+            await self.drift.note_renewal(grant_id)
+        return await self.grants.renew(principal, grant_id, req, role_name=self._role_of(principal))
+
+    async def revoke_grant(self, principal: Principal | None, grant_id: str, reason: str = "",
+                           *, code: str = "revoked", evidence: Mapping[str, Any] | None = None) -> Grant:
+        if principal is not None:
+            await self.grants.get(principal, grant_id)  # visibility check first
+        live = await self.leases.list_for_grant(grant_id, live_only=True, now=self.clock.now())
+        grant = await self.grants.revoke(principal, grant_id, reason or code, code=code,
+                                         evidence=evidence, leases=[l.lease_id for l in live])
+        await self._end_leases(live, f"grant {code}")
+        return grant
+
+    async def release_grant(self, principal: Principal, grant_id: str) -> Grant:
+        return await self.revoke_grant(principal, grant_id, "released by the agent", code="released")
+
+    async def leases_for_grant(self, principal: Principal, grant_id: str) -> list[Lease]:
+        await self.grants.get(principal, grant_id)
+        return await self.leases.list_for_grant(grant_id)
+
+    async def _end_leases(self, leases: Sequence[Lease], reason: str) -> None:
+        for lease in leases:
+            try:
+                await self.leases.revoke(lease.lease_id, reason)
+                issuer = self.issuers.get(lease.kind)
+                if issuer is not None:
+                    await issuer.release(lease, reason)
+            except Exception:
+                log.error("could not end lease %s", lease.lease_id)
+
+    async def _settle(self, grant: Grant) -> Grant:
+        """Record an expiry the clock already enforces."""
+        if grant.effective_status(self.clock.now()) is GrantStatus.EXPIRED and \
+                grant.status is not GrantStatus.EXPIRED:
+            live = await self.leases.list_for_grant(grant.grant_id, live_only=True,
+                                                    now=self.clock.now())
+            grant = await self.grants.mark_expired(grant)
+            await self._end_leases(live, "grant expired")
+        return grant
+
+    def _role_of(self, principal: Principal) -> str:
+        explicit = principal.attributes.get("policy_role") if principal.attributes else None
+        return str(explicit) if explicit else principal.role.value
+
+    # -- per-call approvals --------------------------------------------------------------
+
+    async def list_approvals(self, principal: Principal, status: str | None = "pending") -> list[CallApproval]:
+        if principal.role is Role.AGENT:
+            raise GatewayError("forbidden", "only reviewers list approvals")
+        return await self.approvals.list(status=status)
+
+    async def _decide_approval(self, principal: Principal, approval_id: str, approve: bool) -> CallApproval:
+        if principal.role not in (Role.REVIEWER, Role.ADMIN):
+            raise GatewayError("forbidden", "only a reviewer or an admin may decide approvals")
+        approval = await self.approvals.get(approval_id)
+        if approval is None:
+            raise GatewayError("approval_not_found", f"no approval {approval_id}")
+        if approval.agent_id == principal.id:
+            raise GatewayError("self_approval", "nobody approves their own call")
+        if approval.expires_at <= self.clock.now():
+            raise GatewayError("approval_not_pending", "the approval request has lapsed")
+        status = ApprovalStatus.APPROVED if approve else ApprovalStatus.DENIED
+        ok = await self.approvals.set_status(approval_id, status.value, principal.id,
+                                             expected=ApprovalStatus.PENDING.value)
+        if not ok:
+            raise GatewayError("approval_not_pending", "the approval was already decided")
+        await self.audit.append(AuditEvent(
+            type="call.approved" if approve else "call.approval_denied", actor=principal.id,
+            grant_id=approval.grant_id, decision_id=approval.decision_id, ts=self.clock.now(),
+            data={"approval_id": approval_id, "tool": approval.tool,
+                  "args_digest": approval.args_digest}))
+        return replace(approval, status=status, approver=principal.id)
+
+    async def approve_call(self, principal: Principal, approval_id: str) -> CallApproval:
+        return await self._decide_approval(principal, approval_id, True)
+
+    async def deny_call(self, principal: Principal, approval_id: str) -> CallApproval:
+        return await self._decide_approval(principal, approval_id, False)
+
+    # -- tool pinning --------------------------------------------------------------------
+
+    async def check_tool_pin(self, tool: str, fingerprint: str) -> bool:
+        """True when the tool is pinned to this fingerprint (pinning it if it is new)."""
+        if self.pins is None:
+            return True
+        pinned = await self.pins.get(tool)
+        if pinned is None:
+            await self.pins.pin(tool, fingerprint)
+            await self.audit.append(AuditEvent(type="tool.pinned", actor="gateway",
+                                               ts=self.clock.now(),
+                                               data={"tool": tool, "fingerprint": fingerprint}))
+            return True
+        return pinned == fingerprint
+
+    async def record_tool_changed(self, tool: str, old: str, new: str) -> None:
+        await self.audit.append(AuditEvent(type="tool.changed", actor="gateway", ts=self.clock.now(),
+                                           data={"tool": tool, "pinned": old, "seen": new}))
+
+    async def repin_tool(self, principal: Principal, tool: str, fingerprint: str) -> None:
+        if principal.role is not Role.ADMIN:
+            raise GatewayError("forbidden", "only an admin re-pins a tool")
+        if self.pins is None:
+            return
+        await self.audit.append(AuditEvent(type="tool.repinned", actor=principal.id,
+                                           ts=self.clock.now(),
+                                           data={"tool": tool, "fingerprint": fingerprint}))
+        await self.pins.pin(tool, fingerprint)
+
+    # -- the path of one call ------------------------------------------------------------
+
+    def _compiled_scope(self, grant: Grant) -> tuple[Any, ...]:
+        key = (grant.grant_id, grant.version)
+        scope = self._scope_cache.get(key)
+        if scope is None:
+            if len(self._scope_cache) > 10_000:
+                self._scope_cache.clear()
+            scope = compile_scope([s.as_dict() for s in grant.scope])
+            self._scope_cache[key] = scope
+        return scope
+
+    async def authorize(self, call: ToolCall, *, tool_changed: bool = False,
+                        invalid_arguments: str | None = None) -> Authorization:
+        decision_id = new_id("dec")
+        policy = self._policy
+        now = self.clock.now()
+        try:
+            digest = args_digest(call.arguments)
+        except Exception:
+            digest = "invalid"
+            invalid_arguments = invalid_arguments or "arguments are not valid JSON values"
+        grant: Grant | None = None
+        signals: tuple = ()
+        try:
+            tool_spec = policy.tool_spec(call.tool)
+            grant = await self.grant_store.get(call.grant_id) if call.grant_id else None
+            throttle = None
+            if self.ratelimiter is not None:
+                rv = await self.ratelimiter.check(call, call.grant_id, policy)
+                if rv.retry_after is not None:
+                    throttle = Throttle(rv.retry_after, rv.code or "rate_limited", rv.limit_id)
+            drift_score = 0.0
+            if self.drift is not None and grant is not None and grant.status is GrantStatus.ACTIVE:
+                signals = tuple(await self.drift.assess(call, grant, tool_spec, policy))
+                drift_score = self.drift.score(grant.grant_id)
+            facts = Facts(
+                now=now, decision_id=decision_id, args_digest=digest, grant=grant,
+                grant_scope=self._compiled_scope(grant) if grant is not None else None,
+                tool_changed=tool_changed, invalid_arguments=invalid_arguments,
+                throttle=throttle, drift_score=drift_score, new_signals=signals,
+                drift_threshold=policy.drift.threshold if self.drift is not None else None,
+            )
+            decision = decide(call, facts, policy)
+            if decision.effect is Effect.REVIEW:
+                approval = await self.approvals.find(call.agent.id, call.grant_id, call.tool, digest)
+                facts = replace(facts, approval=approval, new_approval_id=new_id("apr"))
+                decision = decide(call, facts, policy)
+        except StoreUnavailable:
+            decision = self._fail(call, decision_id, digest, policy, "store_unavailable")
+        except Exception:
+            log.exception("decision failed for %s", call.tool)
+            decision = self._fail(call, decision_id, digest, policy, "internal_error")
+        return await self._conclude(call, decision, grant, policy, signals)
+
+    def _fail(self, call: ToolCall, decision_id: str, digest: str, policy: PolicySet,
+              code: str, reason: str | None = None) -> Decision:
+        return Decision(decision_id=decision_id, effect=Effect.DENY, code=code,
+                        reasons=(reason or "the gateway could not decide, so it denies",),
+                        rule_ids=("fail_closed",), policy_revision=policy.revision,
+                        tool=call.tool, agent_id=call.agent.id, args_digest=digest,
+                        grant_id=call.grant_id)
+
+    def _refuse(self, decision: Decision, code: str, reason: str) -> Decision:
+        return replace(decision, effect=Effect.DENY, code=code, reasons=(reason,),
+                       rule_ids=("fail_closed",), approval_id=None, consumes_approval=None)
+
+    async def _conclude(self, call: ToolCall, decision: Decision, grant: Grant | None,
+                        policy: PolicySet, signals: tuple) -> Authorization:
+        lease: Lease | None = None
+        credential: Credential | None = None
+        try:
+            if decision.effect is Effect.ALLOW and decision.consumes_approval:
+                if not await self.approvals.set_status(decision.consumes_approval,
+                                                       ApprovalStatus.CONSUMED.value,
+                                                       expected=ApprovalStatus.APPROVED.value):
+                    decision = replace(decision, effect=Effect.REVIEW, code="review_required",
+                                       reasons=("the approval was already used",),
+                                       consumes_approval=None)
+            if decision.effect is Effect.ALLOW and grant is not None and grant.call_budget is not None:
+                used = await self.grants.add_call(grant)
+                if used > grant.call_budget:
+                    decision = replace(decision, effect=Effect.DENY, code="grant_exhausted",
+                                       reasons=(f"the grant's budget of {grant.call_budget} calls is used up",))
+            if decision.effect is Effect.REVIEW and decision.approval_id and decision.code != "approval_pending":
+                await self.approvals.create(CallApproval(
+                    approval_id=decision.approval_id, agent_id=call.agent.id,
+                    grant_id=call.grant_id, tool=call.tool, args_digest=decision.args_digest,
+                    decision_id=decision.decision_id, status=ApprovalStatus.PENDING,
+                    created_at=self.clock.now(), expires_at=self.clock.now() + APPROVAL_WINDOW_S,
+                    redacted_args=policy.redact(call.tool, call.arguments)))
+        except StoreUnavailable:
+            decision = self._refuse(decision, "store_unavailable", "the state store is unavailable")
+        if decision.effect is Effect.ALLOW:
+            try:
+                credential = await self._mint(call, decision, policy)
+                lease = credential.lease if credential is not None else None
+            except Exception:
+                log.error("credential issuer failed for %s", call.tool)
+                decision = self._refuse(decision, "credential_unavailable",
+                                        "no credential could be minted for this call")
+        record = {
+            **decision.public(),
+            "agent_id": call.agent.id,
+            "arguments": policy.redact(call.tool, call.arguments),
+            "call_id": call.call_id,
+            "session_id": call.session_id,
+            "lease_id": lease.lease_id if lease else None,
+            "signals": [s.public() for s in decision.signals],
+        }
+        try:
+            await self.audit.append(AuditEvent(type="call.decided", actor=call.agent.id,
+                                               grant_id=call.grant_id,
+                                               decision_id=decision.decision_id,
+                                               data=record, ts=self.clock.now()))
+        except Exception:
+            log.error("audit append failed; denying %s", decision.decision_id)
+            if lease is not None:
+                await self._end_leases([lease], "audit_unavailable")
+            return Authorization(self._refuse(decision, "audit_unavailable",
+                                              "the audit trail is unavailable, so the call is denied"))
+        if self.drift is not None:
+            try:
+                await self.drift.record(call, decision, signals)
+            except Exception:
+                log.error("drift monitor failed to record %s", decision.decision_id)
+        if decision.code == "grant_revoked_drift" and grant is not None and \
+                grant.status is GrantStatus.ACTIVE:
+            await self._revoke_for_drift(grant, decision)
+        elif grant is not None and decision.code == "grant_expired":
+            await self._settle(grant)
+        self._remember(call, decision, lease)
+        for observe in self._decision_listeners:
+            try:
+                observe(decision)
+            except Exception:
+                log.error("decision observer failed")
+        if self.ratelimiter is not None and decision.code not in _NOT_RETRY_PRESSURE:
+            try:
+                await self.ratelimiter.record(call, decision)
+            except Exception:
+                log.error("rate limiter failed to record %s", decision.decision_id)
+        return Authorization(decision, credential)
+
+    async def _revoke_for_drift(self, grant: Grant, decision: Decision) -> None:
+        evidence = {"decision_id": decision.decision_id,
+                    "signals": [s.public() for s in self.drift.signals(grant.grant_id)]
+                    if self.drift is not None else [],
+                    "reasons": list(decision.reasons)}
+        try:
+            await self.revoke_grant(None, grant.grant_id, "drift from the declared objective",
+                                    code="drift", evidence=evidence)
+        except GatewayError:
+            pass
+
+    async def _mint(self, call: ToolCall, decision: Decision, policy: PolicySet) -> Credential | None:
+        spec = policy.tool_spec(call.tool)
+        options = dict(spec.credential or {})
+        kind = options.pop("kind", None) or self.default_issuer
+        if kind in (None, "none"):
+            return None
+        issuer = self.issuers.get(kind)
+        if issuer is None:
+            raise RuntimeError(f"no issuer {kind}")
+        tier = policy.tier_of(call.tool)
+        now = self.clock.now()
+        ttl = float(options.pop("ttl_s", tier.credential_ttl_s))
+        credential = await issuer.mint(MintRequest(
+            call=call, decision_id=decision.decision_id, args_digest=decision.args_digest,
+            ttl_s=ttl, audience=spec.audience or call.tool, lease_id=new_id("lse"), now=now,
+            options=options))
+        await self.leases.add(credential.lease)
+        return credential
+
+    def _remember(self, call: ToolCall, decision: Decision, lease: Lease | None) -> None:
+        self._issued[decision.decision_id] = _Issued(call, decision, lease)
+        while len(self._issued) > _DECISION_CACHE:
+            self._issued.popitem(last=False)
+
+    async def complete(self, principal: Principal, decision_id: str, outcome: CallOutcome) -> None:
+        """Record what the tool returned: audit, drift detectors, one-shot lease released."""
+        issued = self._issued.get(decision_id)
+        if issued is None:
+            raise GatewayError("decision_not_found", f"no open decision {decision_id}")
+        if issued.call.agent.id != principal.id and principal.role is not Role.ADMIN:
+            raise GatewayError("decision_not_found", f"no open decision {decision_id}")
+        if issued.completed:
+            raise GatewayError("conflict", "the result of this call was already reported")
+        issued.completed = True
+        try:
+            size = len(canonical_json(outcome.output)) if outcome.output is not None else 0
+            out_digest = sha256_hex(canonical_json(outcome.output)) if outcome.output is not None else None
+        except Exception:
+            size, out_digest = len(str(outcome.output)), None
+        await self.audit.append(AuditEvent(
+            type="call.completed", actor=principal.id, grant_id=issued.call.grant_id,
+            decision_id=decision_id, ts=self.clock.now(),
+            data={"ok": outcome.ok, "error": (outcome.error or "")[:500] or None,
+                  "output_digest": out_digest, "output_bytes": size,
+                  "effect": issued.decision.effect.value,
+                  "lease_id": issued.lease.lease_id if issued.lease else None}))
+        if issued.lease is not None:
+            await self._end_leases([issued.lease], "used")
+        if self.drift is not None and issued.decision.effect is Effect.ALLOW and outcome.output is not None:
+            try:
+                spec = self._policy.tool_spec(issued.call.tool)
+                await self.drift.observe_output(issued.call, spec, outcome.output)
+            except Exception:
+                log.error("drift monitor failed to observe %s", decision_id)
+
+    async def run(self, call: ToolCall, forward: Forward) -> RunResult:
+        """Authorize, forward when allowed, and report the outcome: the in-process path."""
+        auth = await self.authorize(call)
+        if not auth.decision.allowed:
+            return RunResult(auth)
+        try:
+            output = await forward(call, auth.credential)
+        except Exception as exc:
+            err = exc.code if isinstance(exc, GatewayError) else "tool_error"
+            await self.complete(call.agent, auth.decision.decision_id,
+                                CallOutcome(auth.decision.decision_id, ok=False, error=err))
+            return RunResult(auth, error=err)
+        await self.complete(call.agent, auth.decision.decision_id,
+                            CallOutcome(auth.decision.decision_id, ok=True, output=output))
+        return RunResult(auth, output=output)
+
+    # -- reading the trail ---------------------------------------------------------------
+
+    async def get_decision(self, principal: Principal, decision_id: str) -> dict[str, Any]:
+        records = await self.audit.read(decision_id=decision_id, limit=50)
+        decided = [r for r in records if r.type == "call.decided"]
+        if not decided:
+            raise GatewayError("decision_not_found", f"no decision {decision_id}")
+        rec = decided[0]
+        if principal.role is Role.AGENT and rec.actor != principal.id:
+            raise GatewayError("decision_not_found", f"no decision {decision_id}")
+        out = dict(rec.data)
+        completed = [r for r in records if r.type == "call.completed"]
+        if completed:
+            out["outcome"] = dict(completed[0].data)
+        out["audit_seq"] = rec.seq
+        return out
+
+    async def decisions_for_grant(self, principal: Principal, grant_id: str) -> list[dict[str, Any]]:
+        await self.grants.get(principal, grant_id)
+        records = await self.audit.read(grant_id=grant_id, limit=100_000)
+        return [{**dict(r.data), "seq": r.seq, "ts": r.ts} for r in records if r.type == "call.decided"]

@@ -1,0 +1,94 @@
+"""The pure chain: format, verification of each problem, export and reading helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import replace
+
+import rfc8785
+
+from adapters.storage.memory import MemoryAuditLog
+from adapters.storage.signer import Ed25519FileSigner
+from gateway.audit import (GENESIS, export_jsonl, last_records, load_jsonl, read_audit,
+                           record_hash, verify_chain)
+from gateway.clock import FakeClock
+from gateway.ports import AuditEvent
+
+
+async def _log(n: int, signer=None, every: int = 100) -> MemoryAuditLog:  # type: ignore[no-untyped-def]
+    log = MemoryAuditLog(signer=signer, checkpoint_every=every, clock=FakeClock())
+    for i in range(1, n + 1):
+        await log.append(AuditEvent(type="call.decided", actor="agent_a", data={"i": i},
+                                    grant_id=f"gr_{i % 2}", decision_id=f"dec_{i}"))
+    return log
+
+
+async def test_record_format_is_the_documented_one():
+    log = await _log(2)
+    r = log.records[0]
+    body = {"seq": 1, "event_id": r.event_id, "ts": 1_800_000_000.0, "type": "call.decided",
+            "actor": "agent_a", "grant_id": "gr_1", "decision_id": "dec_1", "data": {"i": 1},
+            "prev_hash": GENESIS}
+    assert r.hash == hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+    assert r.as_dict() == {**body, "hash": r.hash}
+    assert log.records[1].prev_hash == r.hash
+
+
+def _codes(records, checkpoints=(), keys=None) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
+    return [(p.seq, p.code) for p in verify_chain(records, checkpoints, keys).problems]
+
+
+async def test_each_problem_is_named():
+    recs = (await _log(10)).records
+    assert verify_chain(recs).ok
+    assert verify_chain([]).ok and verify_chain([]).head_hash == GENESIS
+    edited = list(recs)
+    edited[3] = replace(recs[3], data={"i": 400})
+    assert _codes(edited) == [(4, "modified")]
+    assert _codes(recs[:4] + recs[6:]) == [(5, "deleted")]
+    assert _codes(recs[1:]) == [(1, "deleted")]
+    swapped = recs[:4] + [recs[5], recs[4]] + recs[6:]
+    assert len(_codes(swapped)) == 1 and _codes(swapped)[0][1] == "reordered"
+    moved = [recs[9]] + recs[:9]
+    assert _codes(moved) == [(10, "reordered")]
+    dup = recs[:5] + [replace(recs[4], event_id="evt_x")] + recs[5:]
+    dup[5] = replace(dup[5], hash=record_hash(dup[5]))
+    assert _codes(dup) == [(5, "inserted")]
+
+
+async def test_checkpoints_sign_and_anchor(tmp_path):
+    signer = Ed25519FileSigner(tmp_path)
+    log = await _log(10, signer, every=4)
+    await log.close()
+    assert [c.seq for c in log.checkpoints] == [4, 8, 10]
+    keys = signer.public_keys()
+    assert verify_chain(log.records, log.checkpoints, keys).ok
+    assert _codes(log.records, log.checkpoints, {}) == [(4, "bad_checkpoint"),
+                                                        (8, "bad_checkpoint"),
+                                                        (10, "bad_checkpoint")]
+    assert _codes(log.records[:9], log.checkpoints, keys) == [(10, "truncated")]
+    forged = replace(log.checkpoints[0], ts=log.checkpoints[0].ts + 1)
+    assert _codes(log.records, [forged], keys) == [(4, "bad_checkpoint")]
+
+
+async def test_export_and_reload_verifies():
+    log = await _log(25)
+    buf = io.StringIO()
+    assert await export_jsonl(log, buf) == 25
+    lines = buf.getvalue().splitlines()
+    assert json.loads(lines[0])["seq"] == 1
+    assert verify_chain(load_jsonl(io.StringIO(buf.getvalue()))).ok
+    tail = io.StringIO()
+    assert await export_jsonl(log, tail, after_seq=20) == 5
+
+
+async def test_read_helpers_page_and_filter():
+    log = await _log(25)
+    seqs = [r.seq async for r in read_audit(log, after_seq=3, page=4)]
+    assert seqs == list(range(4, 26))
+    seqs = [r.seq async for r in read_audit(log, grant_id="gr_1", limit=5, page=2)]
+    assert seqs == [1, 3, 5, 7, 9]
+    assert [r.seq for r in await last_records(log, 3)] == [23, 24, 25]
+    assert [r.seq for r in await last_records(await _log(2), 5)] == [1, 2]
