@@ -189,7 +189,7 @@ def _http_tools(settings: Settings, clock: Clock) -> dict[str, Any]:
 async def _attach_mcp(runtime: Runtime) -> None:
     """Mount /mcp when the MCP adapter is present (upstreams may be none)."""
     try:
-        from adapters.mcp.server import attach_to_runtime  # type: ignore[attr-defined]
+        from adapters.mcp.runtime import attach_to_runtime
     except ImportError:
         return
     await attach_to_runtime(runtime)

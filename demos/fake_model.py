@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Union
+from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Union
 
 import uvicorn
 from starlette.applications import Starlette
@@ -41,6 +41,7 @@ __all__ = [
     "FakeModel",
     "tool_outputs",
     "serve",
+    "serve_async",
 ]
 
 
@@ -244,4 +245,27 @@ def serve(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=5.0)
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def serve_async(app: Any, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve an ASGI app in the running event loop (its lifespan runs in this loop too)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
+                                           access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the local server did not start")
+            await asyncio.sleep(0.01)
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10.0)
         sock.close()

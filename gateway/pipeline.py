@@ -372,6 +372,19 @@ class Gateway:
             decision = self._fail(call, decision_id, digest, policy, "internal_error")
         return await self._conclude(call, decision, grant, policy, signals)
 
+    async def refuse(self, call: ToolCall, code: str, reason: str) -> Authorization:
+        """An edge refuses a call before policy can judge it (unknown tool, upstream down):
+        still a decision with an id, audited like any other."""
+        try:
+            digest = args_digest(call.arguments)
+        except Exception:
+            digest = "invalid"
+        decision = Decision(decision_id=new_id("dec"), effect=Effect.DENY, code=code,
+                            reasons=(reason,), rule_ids=("edge",),
+                            policy_revision=self._policy.revision, tool=call.tool,
+                            agent_id=call.agent.id, args_digest=digest, grant_id=call.grant_id)
+        return await self._conclude(call, decision, None, self._policy, ())
+
     def _fail(self, call: ToolCall, decision_id: str, digest: str, policy: PolicySet,
               code: str, reason: str | None = None) -> Decision:
         return Decision(decision_id=decision_id, effect=Effect.DENY, code=code,

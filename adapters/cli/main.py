@@ -70,7 +70,7 @@ def mcp(
     policy: list[Path] = typer.Option([], "--policy", help="Policy file(s)."),
 ) -> None:
     """Serve MCP over stdio, fronting the configured upstreams (key in JITGATE_AGENT_KEY)."""
-    from adapters.mcp.stdio import run_stdio_cli
+    from adapters.mcp.runtime import run_stdio_cli
 
     settings = load_settings(config, data_dir=data_dir,
                              policy_files=[str(p) for p in policy] or None)

@@ -223,7 +223,8 @@ class PostgresRoleIssuer:
             if await cur.fetchone() is None:
                 return
             await conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(r))
-            await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            # the timeout form (PostgreSQL 14+) waits until each session has really ended
+            await conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                                "WHERE usename = %s AND pid <> pg_backend_pid()", (role,))
             async with conn.transaction():
                 await conn.execute(sql.SQL("DROP OWNED BY {}").format(r))

@@ -48,6 +48,11 @@ class MemoryReplayStore:
         self._seen[jti] = max(float(exp), now) + self._retain_s
         return True
 
+    async def seen(self, jti: str) -> bool:
+        """Whether ``jti`` was used (the ``used`` callable of introspection)."""
+        until = self._seen.get(jti)
+        return until is not None and until > self._clock.now()
+
     def __len__(self) -> int:
         return len(self._seen)
 
@@ -80,6 +85,13 @@ class RedisReplayStore:
         except Exception as exc:  # any client/network error: fail closed, without its text
             raise StoreUnavailable("replay store unavailable") from exc
         return bool(created)
+
+    async def seen(self, jti: str) -> bool:
+        """Whether ``jti`` was used (the ``used`` callable of introspection)."""
+        try:
+            return bool(await self._redis.exists(self._prefix + jti))
+        except Exception as exc:
+            raise StoreUnavailable("replay store unavailable") from exc
 
     async def aclose(self) -> None:
         if self._owned:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from gateway.clock import Clock
 from gateway.model import Credential
 from gateway.ports import MintRequest
 
@@ -176,8 +177,10 @@ class SecretInjectingIssuer:
     kind = "secret"
 
     def __init__(self, resolver: SecretResolver,
-                 specs: Mapping[str, InjectionSpec] | None = None) -> None:
+                 specs: Mapping[str, InjectionSpec] | None = None, *,
+                 clock: Clock | None = None) -> None:
         self.resolver = resolver
+        self._clock = clock  # accepted for symmetry with the other issuers; leases use request.now
         self._specs = dict(specs or {})
 
     async def mint(self, request: MintRequest) -> Credential:

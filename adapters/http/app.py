@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, make_asgi_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route  # noqa: F401
 
 from .api import ApiServices, api_routes
 from .errors import guarded, http_exception_handler
@@ -50,9 +50,9 @@ def build_app(services: ApiServices, *, mcp: tuple[Any, Callable[[], Any]] | Non
     metrics = metrics or DecisionMetrics()
     routes.append(Mount("/metrics", app=make_asgi_app(registry=metrics.registry)))
     all_lifespans = list(lifespans or [])
+    mcp_app = None
     if mcp is not None:
         mcp_app, mcp_lifespan = mcp
-        routes.append(Mount("/", app=mcp_app))
         all_lifespans.append(mcp_lifespan)
 
     @contextlib.asynccontextmanager
@@ -68,4 +68,28 @@ def build_app(services: ApiServices, *, mcp: tuple[Any, Callable[[], Any]] | Non
                                         405: http_exception_handler})
     app.state.services = services
     app.state.metrics = metrics
+    if mcp_app is not None:
+        return PathDispatch(app, mcp_app, MCP_PREFIXES)
     return app
+
+
+MCP_PREFIXES = ("/mcp", "/.well-known/oauth-protected-resource", "/.well-known/oauth-authorization-server")
+
+
+class PathDispatch:
+    """Send MCP paths to the MCP app and everything else (and the lifespan) to the API app.
+
+    Mounting the MCP app at "/" would hand it every unknown path; this keeps our JSON 404s.
+    """
+
+    def __init__(self, main: Any, other: Any, prefixes: tuple[str, ...]) -> None:
+        self.main, self.other, self.prefixes = main, other, prefixes
+        self.state = main.state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            path = scope.get("path", "")
+            if any(path == p or path.startswith(p + "/") for p in self.prefixes):
+                await self.other(scope, receive, send)
+                return
+        await self.main(scope, receive, send)

@@ -52,6 +52,7 @@ async def test_redis_store_is_single_use_across_replicas(redis_client):
     assert await one.first_use("jti-1", exp) is True
     assert await two.first_use("jti-1", exp) is False
     assert await two.first_use("jti-2", exp) is True
+    assert await two.seen("jti-1") and not await two.seen("jti-3")
     ttl = await client.pttl(prefix + "jti-1")
     assert 30_000 < ttl <= 35_000
 

@@ -107,7 +107,7 @@ def _constraints() -> st.SearchStrategy[dict]:
     )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(_constraints(), _constraints(), st.lists(values, min_size=1, max_size=25))
 def test_implies_is_sound(a_spec: dict, b_spec: dict, samples: list) -> None:
     a, b = compile_constraint(a_spec), compile_constraint(b_spec)
@@ -120,7 +120,7 @@ def test_implies_is_sound(a_spec: dict, b_spec: dict, samples: list) -> None:
         assert a.implies(b) == all(b.test(v) for v in finite)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(_constraints(), st.lists(values, max_size=10))
 def test_every_constraint_implies_itself_and_never_raises(spec: dict, samples: list) -> None:
     c: Constraint = compile_constraint(spec)

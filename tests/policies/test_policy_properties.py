@@ -67,7 +67,7 @@ def context(policy: PolicySet, call: dict) -> RuleContext:
     )  # fmt: skip
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None, database=None)
 @given(
     st.lists(rule_st, max_size=6), scope_st, scope_st, st.one_of(st.none(), scope_st), call_st,
     st.integers(0, 6),
@@ -82,7 +82,7 @@ def test_adding_a_matching_deny_rule_always_denies(rules, baseline, ceiling, gra
     assert f"r{min(pos, len(rules))}" in rule_ids
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None, database=None)
 @given(st.lists(rule_st, max_size=6), scope_st, call_st)
 def test_default_deny_without_any_permit(rules, ceiling, call) -> None:
     no_allow = [r for r in rules if r["effect"] != "allow"]
@@ -92,7 +92,7 @@ def test_default_deny_without_any_permit(rules, ceiling, call) -> None:
     assert verdict(policy, ctx, ())[0] == "deny"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None, database=None)
 @given(
     st.lists(rule_st, max_size=7), scope_st, scope_st, st.one_of(st.none(), scope_st), call_st,
     st.randoms(use_true_random=False),
