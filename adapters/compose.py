@@ -79,12 +79,12 @@ def _drift_and_limits(settings: Settings, clock: Clock, policy: PolicySet) -> tu
     return drift, ratelimiter
 
 
-def _workload_verifier(settings: Settings) -> Any:
+def _workload_verifier(settings: Settings, clock: Clock) -> Any:
     if not settings.workload_issuers:
         return None
     from adapters.http.workload import WorkloadJwtVerifier
 
-    return WorkloadJwtVerifier(settings.workload_issuers)
+    return WorkloadJwtVerifier(settings.workload_issuers, clock=clock)
 
 
 async def build_runtime(settings: Settings, *, clock: Clock | None = None,
@@ -134,7 +134,7 @@ async def build_runtime(settings: Settings, *, clock: Clock | None = None,
     gateway = Gateway(policy=policy, grants=stores.grants, approvals=stores.approvals,
                       keys=stores.keys, audit=stores.audit, leases=stores.leases,
                       pins=stores.pins, issuers=issuers, drift=drift, ratelimiter=ratelimiter,
-                      clock=clock, workload_verifier=_workload_verifier(settings))
+                      clock=clock, workload_verifier=_workload_verifier(settings, clock))
     metrics = DecisionMetrics()
     gateway.on_decision(lambda d: metrics.observe(d.effect.value, d.code))
 

@@ -11,6 +11,7 @@ Pure logic shared by every AuditLog backend. The format is fixed (other backends
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import bisect
 import json
@@ -40,6 +41,7 @@ __all__ = [
     "verify_checkpoint",
     "verify_chain",
     "read_audit",
+    "follow",
     "last_records",
     "export_jsonl",
     "load_jsonl",
@@ -138,6 +140,7 @@ def record_hash(record: AuditRecord) -> str:
 
 def seal(event: AuditEvent, seq: int, prev_hash: str, ts: float, event_id: str) -> AuditRecord:
     """Chain one event after (seq - 1, prev_hash)."""
+    ts = float(ts)
     body = record_body(seq, event_id, ts, event, prev_hash)
     digest = sha256_hex(_canonical(body))
     return AuditRecord(seq=seq, event_id=event_id, ts=ts, type=event.type, actor=event.actor,
@@ -353,6 +356,25 @@ async def read_audit(log: AuditLog, after_seq: int = 0, limit: int | None = None
         cursor = batch[-1].seq
         if left is not None:
             left -= len(batch)
+
+
+async def follow(log: AuditLog, after_seq: int = 0, poll_s: float = 1.0,
+                 stop: asyncio.Event | None = None) -> AsyncIterator[AuditRecord]:
+    """Yield records as they are appended (`jitgate audit tail -f`), until `stop` is set."""
+    cursor = after_seq
+    while stop is None or not stop.is_set():
+        batch = await log.read(after_seq=cursor, limit=1000)
+        for rec in batch:
+            yield rec
+            cursor = rec.seq
+        if not batch:
+            if stop is None:
+                await asyncio.sleep(poll_s)
+                continue
+            try:
+                await asyncio.wait_for(stop.wait(), poll_s)
+            except asyncio.TimeoutError:
+                pass
 
 
 async def last_records(log: AuditLog, n: int = 20) -> list[AuditRecord]:

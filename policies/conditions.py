@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from policies import patterns
+from policies.implication import constraint_implies, path_within
 
 __all__ = [
     "ConditionError",
@@ -130,68 +131,9 @@ class Constraint:
     def implies(self, other: "Constraint") -> bool:
         """True only when every value satisfying self also satisfies other."""
         try:
-            return _implies(self, other)
+            return constraint_implies(self, other)
         except Exception:
             return False
-
-
-# ---------------------------------------------------------------- implication
-
-
-_LOWER = ("gt", "ge")
-_UPPER = ("lt", "le")
-
-
-def _bound_implies(a_op: str, a: float, b_op: str, b: float) -> bool:
-    if a_op in _UPPER and b_op in _UPPER:
-        if b_op == "lt" and a_op == "le":
-            return a < b
-        return a <= b
-    if a_op in _LOWER and b_op in _LOWER:
-        if b_op == "gt" and a_op == "ge":
-            return a > b
-        return a >= b
-    return False
-
-
-def _implies(a: Constraint, b: Constraint) -> bool:
-    if a == b:
-        return True
-    if a.op == "eq":
-        return b.test(a._data)
-    if a.op == "in":
-        return all(b.test(v) for v in a.operand)
-    if b.op == "all":
-        return all(_implies(a, c) for c in b._data)
-    if a.op == "any":
-        return all(_implies(c, b) for c in a._data)
-    if a.op == "all":
-        if any(_implies(c, b) for c in a._data):
-            return True
-    if b.op == "any":
-        return any(_implies(a, c) for c in b._data)
-    if a.op == "not" and b.op == "not":
-        return _implies(b._data, a._data)
-    if a.op == "prefix" and b.op == "prefix":
-        return a.operand.startswith(b.operand)
-    if a.op == "path_under":
-        if b.op == "path_under":
-            return _path_within(a._data, b._data)
-        if b.op == "prefix":
-            return a._data.startswith(b.operand)
-    if a.op in _LOWER + _UPPER and b.op in _LOWER + _UPPER:
-        return _bound_implies(a.op, a.operand, b.op, b.operand)
-    if a.op == b.op and a.op in ("host_in", "email_domain_in"):
-        return all(any(patterns.entry_within(x, y) for y in b._data) for x in a._data)
-    if a.op == b.op == "max_len":
-        return a.operand <= b.operand
-    if a.op == b.op == "min_len":
-        return a.operand >= b.operand
-    return False
-
-
-def _path_within(inner: str, outer: str) -> bool:
-    return outer == "/" or inner == outer or inner.startswith(outer + "/")
 
 
 # ---------------------------------------------------------------- compilation
@@ -339,7 +281,7 @@ def _c_path_under(v: Any) -> Constraint:
 
     def match(x: Any) -> bool:
         p = patterns.canonical_path(x) if isinstance(x, str) else None
-        return p is not None and _path_within(p, base)
+        return p is not None and path_within(p, base)
 
     return Constraint("path_under", v, match, base)
 

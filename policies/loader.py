@@ -56,9 +56,16 @@ MAX_DOCUMENT_BYTES = 2_000_000
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that records duplicate mapping keys instead of silently keeping the last."""
+    """SafeLoader that records duplicate mapping keys (YAML keeps the last) and refuses aliases."""
 
     duplicates: list[tuple[str, int]]
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # aliases can expand a small file into a huge document (billion laughs): refuse them
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", mark)
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: set[Any] = set()

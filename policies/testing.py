@@ -84,6 +84,14 @@ class CaseResult:
     rule_ids: tuple[str, ...] = ()
     message: str = ""
 
+    @property
+    def expected(self) -> str:
+        return f"{self.expected_effect or '?'}/{self.expected_code or '*'}"
+
+    @property
+    def actual(self) -> str:
+        return f"{self.effect}/{self.code}"
+
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

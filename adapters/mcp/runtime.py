@@ -54,6 +54,7 @@ async def attach_to_runtime(runtime: Any) -> None:
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         async with upstreams:
+            server.jitgate.register_upstream_capabilities(server)  # type: ignore[attr-defined]
             async with mcp_lifespan():
                 yield
 
@@ -72,8 +73,7 @@ async def run_stdio_cli(settings: Settings) -> int:
         if principal is None:
             print(f"jitgate mcp: set {KEY_ENV} to a valid agent key", file=sys.stderr)
             return 2
-        upstreams = UpstreamManager(upstream_configs(settings),
-                                    secret_resolver=_secret_resolver(settings))
+        upstreams: UpstreamManager = runtime.extras["upstreams"]
         async with upstreams:
             await serve_stdio(runtime.gateway, upstreams, principal, os.environ.get(GRANT_ENV) or None)
         return 0

@@ -53,6 +53,8 @@ class GatewayPort(Protocol):
     async def authorize(self, call: ToolCall, *, tool_changed: bool = False,
                         invalid_arguments: str | None = None) -> Any: ...
 
+    async def refuse(self, call: ToolCall, code: str, reason: str) -> Any: ...
+
     async def complete(self, principal: Principal, decision_id: str,
                        outcome: CallOutcome) -> None: ...
 
@@ -120,6 +122,7 @@ class McpGateway:
         self._sessions: dict[str, tuple[Any, str | None]] = {}  # legacy sessions to notify
         self.bus = InMemorySubscriptionBus()
         self.listen = ListenHandler(self.bus)
+        self._resource_routes: dict[str, str] = {}
         self._own = GrantTools(gateway, lambda: gateway.clock.now())
         gateway.on_grant_change(self._grant_changed)
         upstreams.set_tools_changed_callback(self.tools_changed)
@@ -205,23 +208,40 @@ class McpGateway:
         try:
             routed = await self.upstreams.find_tool(name)
         except UpstreamUnavailable as exc:
-            return refusal("upstream_unavailable",
-                           f"The server behind {name} is not reachable right now ({exc.why}). "
-                           "Try again later.")
+            return await self._edge_refusal(
+                ctx, caller, name, args, "upstream_unavailable",
+                f"the server behind {name} is not reachable ({exc.why})",
+                f"The server behind {name} is not reachable right now ({exc.why}). "
+                "Try again later.")
         if routed is None:
-            return refusal("unknown_tool", f"There is no tool named {name!r}. "
-                           "Call tools/list to see the tools you may use.")
+            return await self._edge_refusal(
+                ctx, caller, name, args, "unknown_tool", f"no tool named {name!r}",
+                f"There is no tool named {name!r}. Call tools/list to see the tools you may use.")
         return await self._authorized_call(ctx, caller, routed, args)
+
+    def _call(self, ctx: Any, caller: _Caller, name: str, args: dict[str, Any],
+              annotations: dict[str, Any] | None = None) -> ToolCall:
+        request_id = getattr(ctx, "request_id", None)
+        return ToolCall(agent=caller.principal, tool=name, arguments=args,
+                        grant_id=caller.grant_id,
+                        call_id=str(request_id) if request_id is not None else None,
+                        session_id=caller.key, annotations=annotations or {})
+
+    async def _edge_refusal(self, ctx: Any, caller: _Caller, name: str, args: dict[str, Any],
+                            code: str, reason: str, message: str) -> t.CallToolResult:
+        """A refusal before policy can judge (unknown tool, upstream down), audited all the same."""
+        auth = await self.gateway.refuse(self._call(ctx, caller, name, args), code, reason)
+        decision = auth.decision
+        if decision.code != code:  # the audit write failed: say so, with the gateway's code
+            return decision_refusal(decision)
+        return refusal(code, message, decision_id=decision.decision_id)
 
     async def _authorized_call(self, ctx: Any, caller: _Caller, routed: RoutedTool,
                                args: dict[str, Any]) -> t.CallToolResult:
         pin = await self.pins.check(routed.public_name, routed.tool)
         problem = _schema_error(routed.tool.input_schema or {}, args)
-        call = ToolCall(agent=caller.principal, tool=routed.public_name, arguments=args,
-                        grant_id=caller.grant_id,
-                        call_id=str(ctx.request_id) if ctx.request_id is not None else None,
-                        session_id=caller.key,
-                        annotations=self.upstreams.annotations_of(routed.tool))
+        call = self._call(ctx, caller, routed.public_name, args,
+                          self.upstreams.annotations_of(routed.tool))
         auth = await self.gateway.authorize(call, tool_changed=not pin.ok,
                                             invalid_arguments=problem)
         decision = auth.decision
@@ -346,25 +366,33 @@ class McpGateway:
         return t.GetPromptResult(description=res.description,
                                  messages=strip_meta(list(res.messages)))
 
-    _resource_routes: dict[str, str]
 
     def build(self, name: str = "jitgate", version: str = "0.1.0") -> Server:
-        self._resource_routes = {}
         handlers: dict[str, Any] = {"on_list_tools": self.list_tools,
                                     "on_call_tool": self.call_tool,
                                     "on_subscriptions_listen": self.listen}
-        if self.upstreams.with_capability("resources"):
-            handlers |= {"on_list_resources": self.list_resources,
-                         "on_list_resource_templates": self.list_resource_templates,
-                         "on_read_resource": self.read_resource}
-        if self.upstreams.with_capability("prompts"):
-            handlers |= {"on_list_prompts": self.list_prompts, "on_get_prompt": self.get_prompt}
         server: Server = Server(name, version=version,
                                 instructions="JITGate authorizes every tool call. Declare your "
                                              "task with jitgate_request_grant before you work.",
                                 **handlers)
         server.jitgate = self  # type: ignore[attr-defined]
+        self.register_upstream_capabilities(server)
         return server
+
+    def register_upstream_capabilities(self, server: Server) -> None:
+        """Serve resources/prompts only if a connected upstream has them (capabilities follow
+        the registered handlers). Call again once the upstreams are connected."""
+        if self.upstreams.with_capability("resources"):
+            server.add_request_handler("resources/list", t.PaginatedRequestParams,
+                                       self.list_resources)
+            server.add_request_handler("resources/templates/list", t.PaginatedRequestParams,
+                                       self.list_resource_templates)
+            server.add_request_handler("resources/read", t.ReadResourceRequestParams,
+                                       self.read_resource)
+        if self.upstreams.with_capability("prompts"):
+            server.add_request_handler("prompts/list", t.PaginatedRequestParams,
+                                       self.list_prompts)
+            server.add_request_handler("prompts/get", t.GetPromptRequestParams, self.get_prompt)
 
 
 def build_mcp_server(gateway: GatewayPort, upstreams: UpstreamManager, *,

@@ -40,10 +40,6 @@ class RunResult:
     calls: list[ToolCallRecord] = field(default_factory=list)
     transcript: list[Any] = field(default_factory=list)  # messages (chat) or input items
 
-    @property
-    def completed(self) -> bool:
-        return bool(self.final_text) or not self.calls
-
 
 def _refused(call_id: str, name: str, tool: str, args: Mapping[str, Any], code: str,
              text: str) -> ToolCallRecord:

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.audit import Checkpoint, Signer, VerifyReport, verify_chain
+from gateway.audit import GENESIS, Checkpoint, Signer, VerifyReport, verify_chain
 from gateway.ports import AuditEvent, AuditRecord, StoreUnavailable
 
 from .signer import load_public_keys
@@ -71,9 +71,11 @@ class SqliteAuditLog:
                                                           decision_id))
 
     async def head(self) -> tuple[int, str]:
-        if self._e.closed:
-            raise StoreUnavailable("the SQLite store is closed")
-        return self._e.head_seq, self._e.head_hash
+        def fn(c: sqlite3.Connection) -> tuple[int, str]:
+            row = c.execute("SELECT seq, hash FROM audit_records ORDER BY pos DESC LIMIT 1"
+                            ).fetchone()
+            return (row[0], row[1]) if row else (0, GENESIS)
+        return await self._e.read(fn)
 
     async def read_checkpoints(self) -> list[Checkpoint]:
         return await self._e.read(_read_checkpoints)

@@ -85,6 +85,13 @@ def row_to_record(row: Sequence[Any]) -> AuditRecord:
 _Deliveries = list[tuple["asyncio.Future[Any]", bool, Any]]
 
 
+def _post(loop: asyncio.AbstractEventLoop, items: _Deliveries) -> None:
+    try:
+        loop.call_soon_threadsafe(_deliver, items)
+    except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
+        pass
+
+
 def _deliver(items: _Deliveries) -> None:
     for fut, ok, value in items:
         if fut.done():
@@ -108,7 +115,6 @@ class SqliteEngine:
         self._rq: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.head_seq = 0
         self.head_hash = GENESIS
-        self._last_cp = 0
         try:
             self._wconn = connect(path, busy_timeout_ms=busy_timeout_ms)
             self._init_schema()
@@ -141,8 +147,6 @@ class SqliteEngine:
         last = c.execute("SELECT seq, hash FROM audit_records ORDER BY pos DESC LIMIT 1").fetchone()
         if last:
             self.head_seq, self.head_hash = last
-        cp = c.execute("SELECT seq FROM audit_checkpoints ORDER BY n DESC LIMIT 1").fetchone()
-        self._last_cp = cp[0] if cp else 0
 
     # -- the asyncio side -------------------------------------------------------------------
 
@@ -182,7 +186,7 @@ class SqliteEngine:
             kind, fn, fut, loop = self._rq.get()
             if kind == "stop":
                 self._rconn.close()
-                loop.call_soon_threadsafe(_deliver, [(fut, True, None)])
+                _post(loop, [(fut, True, None)])
                 return
             try:
                 res: tuple[Any, bool, Any] = (fut, True, fn(self._rconn))
@@ -190,7 +194,7 @@ class SqliteEngine:
                 res = (fut, False, StoreUnavailable(f"SQLite read failed: {type(exc).__name__}"))
             except Exception as exc:  # a caller's own error (e.g. ConcurrentUpdate)
                 res = (fut, False, exc)
-            loop.call_soon_threadsafe(_deliver, [res])
+            _post(loop, [res])
 
     def _run_writer(self) -> None:
         while True:
@@ -200,26 +204,35 @@ class SqliteEngine:
                     items.append(self._wq.get_nowait())
                 except queue.Empty:
                     break
-            out: dict[Any, _Deliveries] = {}
-            stop = None
-            audits = []
-            for item in items:
-                if item[0] == "audit":
-                    audits.append(item)
-                elif item[0] == "job":
-                    out.setdefault(item[3], []).append(self._job(item[1], item[2]))
-                else:
-                    stop = item
-            if audits:
-                for fut, ok, value, loop in self._commit_audit(audits):
-                    out.setdefault(loop, []).append((fut, ok, value))
+            stop = next((i for i in items if i[0] == "stop"), None)
+            try:
+                out = self._process([i for i in items if i[0] != "stop"])
+            except Exception:  # never leave a caller waiting: fail the whole round closed
+                err = StoreUnavailable("the SQLite writer failed")
+                out = {}
+                for item in items:
+                    if item[0] != "stop":
+                        out.setdefault(item[3], []).append((item[2], False, err))
             for loop, deliveries in out.items():
-                loop.call_soon_threadsafe(_deliver, deliveries)
+                _post(loop, deliveries)
             if stop is not None:
                 self._final_checkpoint()
                 self._wconn.close()
-                stop[3].call_soon_threadsafe(_deliver, [(stop[2], True, None)])
+                _post(stop[3], [(stop[2], True, None)])
                 return
+
+    def _process(self, items: list[tuple[Any, ...]]) -> dict[Any, _Deliveries]:
+        out: dict[Any, _Deliveries] = {}
+        audits = []
+        for item in items:
+            if item[0] == "audit":
+                audits.append(item)
+            else:
+                out.setdefault(item[3], []).append(self._job(item[1], item[2]))
+        if audits:
+            for fut, ok, value, loop in self._commit_audit(audits):
+                out.setdefault(loop, []).append((fut, ok, value))
+        return out
 
     def _job(self, fn: Callable[[sqlite3.Connection], Any], fut: Any) -> tuple[Any, bool, Any]:
         c = self._wconn
@@ -241,12 +254,18 @@ class SqliteEngine:
         except sqlite3.Error:
             pass
 
-    def _commit_audit(self, items: list[tuple[Any, ...]]) -> list[tuple[Any, bool, Any, Any]]:
-        seq, prev = self.head_seq, self.head_hash
+    def _db_head(self) -> tuple[int, str]:
+        """The head as stored, read inside the write transaction (safe if another process
+        appended in the meantime, e.g. a CLI on the same file)."""
+        row = self._wconn.execute("SELECT seq, hash FROM audit_records "
+                                  "ORDER BY pos DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else (0, GENESIS)
+
+    def _seal(self, items: list[tuple[Any, ...]], seq: int, prev: str) -> tuple[Any, ...]:
         rows: list[tuple[Any, ...]] = []
         cps: list[Checkpoint] = []
         pending: list[tuple[Any, list[AuditRecord], Any]] = []
-        results: list[tuple[Any, bool, Any, Any]] = []
+        rejected: list[tuple[Any, bool, Any, Any]] = []
         for _, events, fut, loop in items:
             try:
                 recs = []
@@ -259,7 +278,7 @@ class SqliteEngine:
                 data = [json.dumps(r.data, separators=(",", ":"), ensure_ascii=False)
                         for r in recs]
             except Exception as exc:  # this caller's event cannot be hashed; others go on
-                results.append((fut, False, ValueError(f"invalid audit event: {exc}"), loop))
+                rejected.append((fut, False, ValueError(f"invalid audit event: {exc}"), loop))
                 continue
             seq, prev = s, p
             for r, d in zip(recs, data):
@@ -269,13 +288,16 @@ class SqliteEngine:
                         and r.seq % self.checkpoint_every == 0):
                     cps.append(make_checkpoint(self.signer, r.seq, r.hash, self.clock.now()))
             pending.append((fut, recs, loop))
-        if not pending:
-            return results
+        return rows, cps, pending, rejected, seq, prev
+
+    def _commit_audit(self, items: list[tuple[Any, ...]]) -> list[tuple[Any, bool, Any, Any]]:
         c = self._wconn
         try:
             c.execute("BEGIN IMMEDIATE")
-            c.executemany(f"INSERT INTO audit_records ({RECORD_COLUMNS}) "
-                          "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            rows, cps, pending, rejected, seq, prev = self._seal(items, *self._db_head())
+            if rows:
+                c.executemany(f"INSERT INTO audit_records ({RECORD_COLUMNS}) "
+                              "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             if cps:
                 c.executemany("INSERT INTO audit_checkpoints (seq, hash, ts, kid, sig) "
                               "VALUES (?,?,?,?,?)",
@@ -284,22 +306,22 @@ class SqliteEngine:
         except Exception as exc:
             self._rollback()
             err = StoreUnavailable(f"audit append failed: {type(exc).__name__}")
-            return results + [(fut, False, err, loop) for fut, _, loop in pending]
+            return [(fut, False, err, loop) for _, _, fut, loop in items]
         self.head_seq, self.head_hash = seq, prev
-        if cps:
-            self._last_cp = cps[-1].seq
-        return results + [(fut, True, recs, loop) for fut, recs, loop in pending]
+        return rejected + [(fut, True, recs, loop) for fut, recs, loop in pending]
 
     def _final_checkpoint(self) -> None:
-        if self.signer is None or self.head_seq == 0 or self._last_cp == self.head_seq:
+        if self.signer is None:
             return
-        cp = make_checkpoint(self.signer, self.head_seq, self.head_hash, self.clock.now())
         c = self._wconn
         try:
             c.execute("BEGIN IMMEDIATE")
-            c.execute("INSERT INTO audit_checkpoints (seq, hash, ts, kid, sig) VALUES (?,?,?,?,?)",
-                      (cp.seq, cp.hash, cp.ts, cp.kid, cp.sig))
+            seq, h = self._db_head()
+            last = c.execute("SELECT max(seq) FROM audit_checkpoints").fetchone()[0] or 0
+            if seq and seq != last:
+                cp = make_checkpoint(self.signer, seq, h, self.clock.now())
+                c.execute("INSERT INTO audit_checkpoints (seq, hash, ts, kid, sig) "
+                          "VALUES (?,?,?,?,?)", (cp.seq, cp.hash, cp.ts, cp.kid, cp.sig))
             c.execute("COMMIT")
-            self._last_cp = cp.seq
         except sqlite3.Error:
             self._rollback()

@@ -87,6 +87,7 @@ class DriftMonitor:
         state = self._session(grant)
         self._window[grant.grant_id] = DriftConfig.of(policy).window_s
         out: list[DriftSignal] = []
+        state.cache["call_signals"] = out  # what earlier detectors found on this call
         for det in self._detectors:
             try:
                 out.extend(await det.assess(state, call, grant, tool_spec, policy))
@@ -103,7 +104,9 @@ class DriftMonitor:
         if state is None:
             return
         now = self._clock.now()
-        state.history.append(CallRecord(now, call.tool, near_args_digest(call.arguments),
+        cached = state.cache.get("near_digest")
+        digest = cached[1] if cached and cached[0] is call else near_args_digest(call.arguments)
+        state.history.append(CallRecord(now, call.tool, digest,
                                         decision.effect is not Effect.ALLOW, decision.code))
         state.add_signals(now, [s for s in (signals or decision.signals) if s.weight > 0])
         if decision.code == "grant_revoked_drift":

@@ -38,7 +38,7 @@ class RetryDetector:
         now = self._clock.now()
         cfg = DriftConfig.of(policy)
         digest = near_args_digest(call.arguments)
-        state.cache["near_digest"] = (call.call_id, digest)
+        state.cache["near_digest"] = (call, digest)  # reused by DriftMonitor.record
         denials = same = 0
         for rec in reversed(state.history):
             age = now - rec.t

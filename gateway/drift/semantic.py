@@ -6,6 +6,11 @@ embedded once per grant, call texts are cached, and only write/egress calls are 
 traffic never waits for the model. The threshold comes from `policy.drift.extra
 ["semantic_threshold"]` (calibrated on data: benchmarks/agentdojo_replay.py prints the
 distribution), else the constructor's.
+
+Mode "corroborate" (the default) runs the model only on a call where a cheaper detector already
+found evidence: the model's cost is paid on suspicious calls only, and an embedding quirk on its
+own never adds up to a revocation over a long benign session. Mode "always" scores every
+effectful call.
 """
 
 from __future__ import annotations
@@ -48,7 +53,10 @@ class SemanticDetector:
 
     def __init__(self, embedder: Embedder, *, threshold: float | None = None,
                  descriptions: Mapping[str, str] | None = None, cache_size: int = 4096,
-                 effects: Sequence[str] = ("write", "egress")) -> None:
+                 effects: Sequence[str] = ("write", "egress"), mode: str = "corroborate") -> None:
+        if mode not in ("corroborate", "always"):
+            raise ValueError("mode is 'corroborate' or 'always'")
+        self.mode = mode
         self._embedder = embedder
         self.threshold = threshold
         self._descriptions = dict(descriptions or {})
@@ -74,6 +82,9 @@ class SemanticDetector:
     async def assess(self, state: GrantSession, call: ToolCall, grant: Grant | None,
                      tool_spec: Any, policy: Any) -> list[DriftSignal]:
         if grant is None or tool_effect(tool_spec, call) not in self._effects:
+            return []
+        if self.mode == "corroborate" and not any(
+                s.weight > 0 for s in state.cache.get("call_signals", ())):
             return []
         cfg = DriftConfig.of(policy)
         threshold = float(cfg.extra.get("semantic_threshold", self.threshold

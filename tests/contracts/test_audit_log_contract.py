@@ -165,3 +165,36 @@ def test_verify_chain_of_a_reopened_sqlite_file_offline(tmp_path):
     assert report.ok and report.count == 12 and report.checkpoints == 3
     assert [r.seq for r in read_sqlite_audit(tmp_path, after_seq=10)] == [11, 12]
     assert verify_chain(read_sqlite_audit(tmp_path)).ok
+
+
+async def test_sqlite_writer_bug_fails_the_round_closed(tmp_path, monkeypatch):
+    async with open_backend("sqlite", tmp_path) as h:
+        r1 = await h.stores.audit.append(_ev(1))
+
+        def boom(items):  # type: ignore[no-untyped-def]
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(h.stores.engine, "_commit_audit", boom)
+        with pytest.raises(StoreUnavailable):
+            await h.stores.audit.append(_ev(2))
+        monkeypatch.undo()
+        r2 = await h.stores.audit.append(_ev(3))
+        assert (r2.seq, r2.prev_hash) == (2, r1.hash)
+
+
+async def test_two_sqlite_openers_share_one_chain(tmp_path):
+    from adapters.storage.sqlite import open_sqlite
+
+    signer = Ed25519FileSigner(tmp_path)
+    a = open_sqlite(tmp_path, signer=signer, checkpoint_every=7)
+    b = open_sqlite(tmp_path, signer=signer, checkpoint_every=7)  # e.g. a CLI next to a server
+    try:
+        await asyncio.gather(*[(a if i % 2 else b).audit.append(_ev(i)) for i in range(60)])
+        assert (await a.audit.head())[0] == 60 == (await b.audit.head())[0]
+    finally:
+        await a.close()
+        await b.close()
+    from adapters.storage.sqlite import verify_sqlite
+
+    report = verify_sqlite(tmp_path)
+    assert report.ok and report.count == 60

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.mcp.upstreams import UpstreamConfig
-from conftest import service_missing
+from tests.conftest import service_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_BIN = ROOT / "tests" / "peers" / "node_modules" / ".bin"

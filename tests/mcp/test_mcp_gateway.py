@@ -1,197 +1,230 @@
-"""JITGate's MCP server end to end: real upstreams, real Python SDK client, both eras."""
+"""JITGate's MCP server end to end against the REAL gateway (sqlite store, default policy pack):
+real upstreams, Python SDK clients in both eras, the TypeScript SDK client, bad input."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
+import json
+import os
+import shutil
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, Iterator
 
 import anyio
 import httpx2
 import pytest
-import uvicorn
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from starlette.applications import Starlette
-from starlette.routing import Mount
 
-from adapters.mcp.endpoint import mcp_http_app
-from adapters.mcp.server import build_mcp_server
-from adapters.mcp.upstreams import UpstreamManager
-from mcp_fakes import AGENT, FakeGateway
-from mcp_peers import everything, filesystem, peers, time_server
+from mcp_live import (api, assert_allowed_calls_audited, audit, fixture, live_mcp, mcp_client,
+                      principal_of)
+from mcp_peers import ROOT, everything, filesystem, peers, time_server
+from tests.conftest import service_missing
+from tests.support.live import LiveGateway
 
 pytestmark = peers
-KEY = "jg_test_agent_key"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("fsroot")
+    work = base / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("inside")
+    (base / "secret.txt").write_text("TOP-SECRET-BYTES")
+    return base
 
 
-@contextlib.asynccontextmanager
-async def gateway_http(tmp_path: Path) -> AsyncIterator[tuple[str, FakeGateway, Path]]:
-    root = tmp_path / "work"
-    root.mkdir()
-    (root / "notes.txt").write_text("inside")
-    (tmp_path / "secret.txt").write_text("outside")
-    gw = FakeGateway(keys={KEY: AGENT})
-    async with UpstreamManager([filesystem(tmp_path), everything(), time_server()]) as ups:
-        server = build_mcp_server(gw, ups)
-        port = _port()
-        url = f"http://127.0.0.1:{port}/mcp"
-        app, lifespan = mcp_http_app(server, gw, resource_url=url)
-
-        @contextlib.asynccontextmanager
-        async def host_lifespan(_app):  # type: ignore[no-untyped-def]
-            async with lifespan():
-                yield
-
-        host = Starlette(routes=[Mount("/", app=app)], lifespan=host_lifespan)
-        srv = uvicorn.Server(uvicorn.Config(host, host="127.0.0.1", port=port, log_level="error",
-                                            lifespan="on"))
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(srv.serve)
-            while not srv.started:
-                await anyio.sleep(0.01)
-            try:
-                yield url, gw, root
-            finally:
-                srv.should_exit = True
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, sandbox: Path) -> Iterator[LiveGateway]:
+    ups = [filesystem(sandbox), everything(), time_server(), fixture()]
+    with live_mcp(tmp_path_factory.mktemp("gw"), ups) as gw:
+        yield gw
 
 
-@contextlib.asynccontextmanager
-async def client(url: str, mode: str, headers: dict[str, str]) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode,
-                          cache=None) as c:
-            yield c
+@pytest.fixture(autouse=True)
+def _fresh_window(live: LiveGateway) -> None:
+    """Each test starts past the previous one's retry back-off and rate windows."""
+    live.clock.advance(120)
+
+
+def _code(res: Any) -> str:
+    return (res.structured_content or {}).get("code", "")
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_filesystem_grant_scenario(tmp_path: Path, mode: str) -> None:
-    async with gateway_http(tmp_path) as (url, gw, root):
-        auth = {"Authorization": f"Bearer {KEY}"}
-        async with client(url, mode, auth) as c:
-            assert c.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
-            names = {t.name for t in (await c.list_tools()).tools}
-            # baseline (time.*) and our own tools only, before any grant
-            assert "time.get_current_time" in names and "jitgate_request_grant" in names
-            assert "fs.read_text_file" not in names
-            req = next(t for t in (await c.list_tools()).tools if t.name == "jitgate_request_grant")
-            assert "fs.write_file" in req.description  # the ceiling is described
+async def test_filesystem_grant_scenario(live: LiveGateway, sandbox: Path, mode: str) -> None:
+    root = sandbox / "work"
+    async with mcp_client(live, "agent", mode=mode) as c:
+        assert c.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
+        tools = (await c.list_tools()).tools
+        names = {t.name for t in tools}
+        # before any grant: the agent's baseline (fs.list_directory) and our own tools
+        assert "fs.list_directory" in names and "jitgate_request_grant" in names
+        assert "fs.read_text_file" not in names and "every.echo" not in names
+        req = next(t for t in tools if t.name == "jitgate_request_grant")
+        assert "fs.write_file" in req.description  # the role's ceiling is described
 
-            denied = await c.call_tool("fs.read_text_file", {"path": str(root / "notes.txt")})
-            assert denied.is_error and denied.structured_content["code"] == "no_grant"
-            assert "jitgate_request_grant" in denied.content[0].text
+        denied = await c.call_tool("fs.read_text_file", {"path": str(root / "notes.txt")})
+        assert denied.is_error and _code(denied) == "no_grant"
+        assert "jitgate_request_grant" in denied.content[0].text
 
-            res = await c.call_tool("jitgate_request_grant", {
-                "objective": "summarise my notes",
-                "scope": [{"tool": "fs.read_text_file",
-                           "args": {"path": {"prefix": str(root) + "/"}}}],
-                "ttl_s": 600})
-            assert not res.is_error, res.content[0].text
-            grant_id = res.structured_content["grant"]["grant_id"]
+        res = await c.call_tool("jitgate_request_grant", {
+            "objective": f"summarise my notes under {root} into {root / 'summary.md'}",
+            "scope": [{"tool": "fs.read_text_file", "args": {"path": {"path_under": str(root)}}},
+                      {"tool": "fs.list_directory", "args": {"path": {"path_under": str(root)}}}],
+            "ttl_s": 600})
+        assert not res.is_error, res.content[0].text
+        grant_id = res.structured_content["grant"]["grant_id"]
+        assert res.structured_content["grant"]["status"] == "active"  # low tier: auto
 
-            names = {t.name for t in (await c.list_tools()).tools}
-            assert "fs.read_text_file" in names and "fs.write_file" not in names
+        names = {t.name for t in (await c.list_tools()).tools}
+        assert "fs.read_text_file" in names and "fs.write_file" not in names
 
-            ok = await c.call_tool("fs.read_text_file", {"path": str(root / "notes.txt")})
-            assert not ok.is_error and ok.content[0].text == "inside"
-            # the upstream's _meta never leaks: only our own stamp, if any
-            assert (ok.meta or {}).get("io.modelcontextprotocol/serverInfo", {}).get(
-                "name", "jitgate") == "jitgate"
+        ok = await c.call_tool("fs.read_text_file", {"path": str(root / "notes.txt")})
+        assert not ok.is_error and ok.content[0].text == "inside"
+        # the upstream's _meta never leaks
+        assert (ok.meta or {}).get("io.modelcontextprotocol/serverInfo", {}).get(
+            "name", "jitgate") == "jitgate"
+        listing = await c.call_tool("fs.list_directory", {"path": str(root)})
+        assert not listing.is_error and "notes.txt" in listing.content[0].text
 
-            out = await c.call_tool("fs.read_text_file", {"path": str(tmp_path / "secret.txt")})
-            assert out.is_error and out.structured_content["code"] == "argument_out_of_scope"
-            assert out.structured_content["decision_id"].startswith("dec_")
+        out = await c.call_tool("fs.read_text_file", {"path": str(sandbox / "secret.txt")})
+        assert out.is_error and _code(out) == "argument_out_of_scope"
+        assert out.structured_content["decision_id"].startswith("dec_")
+        assert "TOP-SECRET-BYTES" not in out.content[0].text
 
-            write = await c.call_tool("fs.write_file", {"path": str(root / "x"), "content": "y"})
-            assert write.structured_content["code"] == "tool_not_in_scope"
-            assert not (root / "x").exists()
+        # (a path the objective names: otherwise the provenance detector adds its signal)
+        write = await c.call_tool("fs.write_file", {"path": str(root / "summary.md"),
+                                                    "content": "y"})
+        assert write.is_error and _code(write) == "tool_not_in_scope", write.content[0].text
+        assert not (root / "summary.md").exists()
 
-            bad = await c.call_tool("fs.read_text_file", {"path": 42})
-            assert bad.structured_content["code"] == "invalid_arguments"
-            unknown = await c.call_tool("fs.nope", {})
-            assert unknown.structured_content["code"] == "unknown_tool"
+        status = await c.call_tool("jitgate_grant_status", {})
+        assert status.structured_content["grant"]["status"] == "active"
+        released = await c.call_tool("jitgate_release_grant", {})
+        assert released.structured_content["grant"]["status"] == "revoked"
 
-            status = await c.call_tool("jitgate_grant_status", {})
-            assert status.structured_content["grant"]["status"] == "active"
-            released = await c.call_tool("jitgate_release_grant", {})
-            assert released.structured_content["grant"]["status"] == "revoked"
-            again = await c.call_tool("fs.read_text_file", {"path": str(root / "notes.txt")})
-            assert again.is_error
-
-        decided = [e for e in gw.audit if e["type"] == "call.decided"]
-        assert [e["code"] for e in decided] == ["no_grant", "allowed", "argument_out_of_scope",
-                                                "tool_not_in_scope", "invalid_arguments",
-                                                "no_grant"]
-        assert all(e["reasons"] for e in decided)
-        assert decided[1]["annotations"]["read_only"] is True
-        allowed = {e["decision_id"] for e in decided if e["code"] == "allowed"}
-        completed = {e["decision_id"] for e in gw.audit if e["type"] == "call.completed"}
-        assert allowed == completed  # no allowed call goes unaudited
-
-
-async def test_out_of_band_grant_header_and_review(tmp_path: Path) -> None:
-    async with gateway_http(tmp_path) as (url, gw, root):
-        from gateway.grants import GrantRequest
-        g = await gw.request_grant(AGENT, GrantRequest("echo things", [{"tool": "every.*"}], 60))
-        gw.review_tools.add("every.get-sum")
-        headers = {"Authorization": f"Bearer {KEY}", "X-JITGate-Grant": g.grant_id}
-        async with client(url, "auto", headers) as c:
-            res = await c.call_tool("every.echo", {"message": "hi"})
-            assert res.content[0].text == "Echo: hi"
-            rev = await c.call_tool("every.get-sum", {"a": 1, "b": 2})
-            assert rev.is_error and rev.structured_content["code"] == "review_required"
-            apr = rev.structured_content["approval_id"]
-            assert f"/v1/approvals/{apr}/approve" in rev.content[0].text
-            # resources and prompts are forwarded, names of prompts namespaced
-            prompts = await c.list_prompts()
-            assert any(p.name.startswith("every.") for p in prompts.prompts)
-            resources = await c.list_resources()
-            assert resources.resources
+    # the audit trail over the HTTP API shows each decision with its reasons
+    r = await api(live, "agent", "GET", f"/v1/grants/{grant_id}/decisions")
+    assert r.status_code == 200, r.text
+    rows = r.json()["decisions"]
+    assert [d["code"] for d in rows] == ["allowed", "allowed", "argument_out_of_scope",
+                                         "tool_not_in_scope"]
+    assert all(d["reasons"] for d in rows)
+    assert rows[2]["tool"] == "fs.read_text_file" and rows[3]["tool"] == "fs.write_file"
+    assert all(d["agent_id"] == principal_of(live, "agent").id for d in rows)
+    # the refused write's content is redacted by the devtools pack, never stored in clear
+    assert rows[3]["arguments"]["content"] != "y"
+    assert_allowed_calls_audited(live)
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
-async def test_missing_or_bad_credentials_get_401(tmp_path: Path, headers: dict) -> None:
-    async with gateway_http(tmp_path) as (url, _gw, _root):
-        async with httpx2.AsyncClient(headers=headers) as http:
-            r = await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                                headers={"Accept": "application/json, text/event-stream"})
-        assert r.status_code == 401
-        assert "resource_metadata" in r.headers["www-authenticate"]
-
-
-async def test_typescript_sdk_client(tmp_path: Path) -> None:
-    import json
-    import os
-    import shutil
-
-    from mcp_peers import ROOT
-
+async def test_typescript_sdk_client(live: LiveGateway, sandbox: Path) -> None:
     script = ROOT / "tests" / "peers" / "ts_client.mjs"
-    if not (ROOT / "tests/peers/node_modules/@modelcontextprotocol/sdk").is_dir():
-        from conftest import service_missing
-        service_missing("npm peers (run scripts/install_peers.sh)")
-    async with gateway_http(tmp_path) as (url, gw, root):
-        from gateway.grants import GrantRequest
-        g = await gw.request_grant(AGENT, GrantRequest(
-            "read notes", [{"tool": "fs.read_text_file",
-                            "args": {"path": {"prefix": str(root) + "/"}}}], 60))
-        outputs = []
-        for path in (root / "notes.txt", tmp_path / "secret.txt"):
-            proc = await anyio.run_process(
-                [shutil.which("node") or "node", str(script), url, KEY, g.grant_id,
-                 "fs.read_text_file", json.dumps({"path": str(path)})],
-                check=False, env={**os.environ})
-            assert proc.returncode == 0, proc.stderr.decode()
-            outputs.append(json.loads(proc.stdout.decode().strip().splitlines()[-1]))
-        ok, refused = outputs
-        assert "fs.read_text_file" in ok["tools"] and "jitgate_request_grant" in ok["tools"]
-        assert ok["result"]["content"][0]["text"] == "inside"
-        assert refused["result"]["isError"] is True
-        assert refused["result"]["structuredContent"]["code"] == "argument_out_of_scope"
+    node = shutil.which("node")
+    if node is None or not (ROOT / "tests/peers/node_modules/@modelcontextprotocol/sdk").is_dir():
+        service_missing("node and the npm peers (run scripts/install_peers.sh)")
+    root = sandbox / "work"
+    r = await api(live, "agent", "POST", "/v1/grants", {
+        "objective": "read notes",
+        "scope": [{"tool": "fs.read_text_file", "args": {"path": {"path_under": str(root)}}}],
+        "ttl_s": 600})
+    assert r.status_code in (200, 201), r.text
+    grant_id = r.json()["grant_id"]
+    outputs = []
+    for path in (root / "notes.txt", sandbox / "secret.txt"):
+        proc = await anyio.run_process(
+            [node or "node", str(script), f"{live.url}/mcp", live.keys["agent"], grant_id,
+             "fs.read_text_file", json.dumps({"path": str(path)})],
+            check=False, env={**os.environ})
+        assert proc.returncode == 0, proc.stderr.decode()
+        outputs.append(json.loads(proc.stdout.decode().strip().splitlines()[-1]))
+    ok, refused = outputs
+    assert "fs.read_text_file" in ok["tools"] and "jitgate_request_grant" in ok["tools"]
+    assert ok["result"]["content"][0]["text"] == "inside"
+    assert refused["result"]["isError"] is True
+    assert refused["result"]["structuredContent"]["code"] == "argument_out_of_scope"
+    rows = (await api(live, "agent", "GET", f"/v1/grants/{grant_id}/decisions")).json()
+    assert [d["code"] for d in rows["decisions"]] == ["allowed", "argument_out_of_scope"]
+
+
+async def test_bad_input_is_refused_and_audited(live: LiveGateway) -> None:
+    r = await api(live, "tester", "POST", "/v1/grants", {
+        "objective": "echo and fixture things",
+        "scope": [{"tool": "every.*"}, {"tool": "fix.echo"}, {"tool": "fix.die"}],
+        "ttl_s": 600})
+    assert r.status_code in (200, 201), r.text
+    grant_id = r.json()["grant_id"]
+    async with mcp_client(live, "tester", grant_id=grant_id) as c:
+        ok = await c.call_tool("every.echo", {"message": "hi"})
+        assert not ok.is_error and ok.content[0].text == "Echo: hi"
+
+        unknown = await c.call_tool("every.nope", {"x": 1})
+        assert unknown.is_error and _code(unknown) == "unknown_tool"
+        no_ns = await c.call_tool("nope", {})
+        assert _code(no_ns) == "unknown_tool"
+
+        bad = await c.call_tool("every.echo", {"message": 42})
+        assert bad.is_error and _code(bad) == "invalid_arguments"
+        assert "42" not in bad.content[0].text  # the schema error names paths, not values
+
+        # an upstream that dies in the middle of an allowed call
+        died = await c.call_tool("fix.die", {})
+        assert died.is_error and _code(died) == "upstream_unavailable"
+        assert died.structured_content["decision_id"].startswith("dec_")
+        up = live.runtime.extras["upstreams"].upstreams["fix"]
+        assert live.run(up.wait_up(20))  # the supervisor brings it back
+        again = await c.call_tool("fix.echo", {"text": "back"})
+        assert not again.is_error and again.content[0].text == "echo: back"
+
+    decided = {r.decision_id: r.data for r in audit(live, grant_id=grant_id)
+               if r.type == "call.decided"}
+    by_code = {d["code"]: d for d in decided.values()}
+    for code in ("unknown_tool", "invalid_arguments"):
+        assert by_code[code]["effect"] == "deny" and by_code[code]["reasons"], code
+    assert by_code["unknown_tool"]["rule_ids"] == ["edge"]
+    completed = {r.decision_id: r.data for r in audit(live, grant_id=grant_id)
+                 if r.type == "call.completed"}
+    died_id = died.structured_content["decision_id"]
+    assert decided[died_id]["effect"] == "allow"
+    assert completed[died_id]["ok"] is False and completed[died_id]["error"] == "upstream_unavailable"
+    assert_allowed_calls_audited(live)
+
+
+async def test_down_upstream_refusal_is_audited(live: LiveGateway) -> None:
+    """A call to a tool whose upstream is down is refused before policy, and audited."""
+    ups = live.runtime.extras["upstreams"]
+    up = ups.upstreams["fix"]
+    assert live.run(up.wait_up(20))
+    client = up._client
+    up._mark_broken()  # as if the connection had just dropped
+    try:
+        async with mcp_client(live, "tester") as c:
+            res = await c.call_tool("fix.echo", {"text": "x"})
+    finally:
+        assert live.run(up.wait_up(20))
+    assert client is not None
+    assert res.is_error and _code(res) == "upstream_unavailable"
+    rec = [r for r in audit(live, decision_id=res.structured_content["decision_id"])]
+    assert [r.type for r in rec] == ["call.decided"]
+    assert rec[0].data["code"] == "upstream_unavailable" and rec[0].data["effect"] == "deny"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": "Basic abc"}])
+async def test_missing_or_bad_bearer_gets_401(live: LiveGateway, headers: dict) -> None:
+    async with httpx2.AsyncClient(headers=headers) as http:
+        r = await http.post(f"{live.url}/mcp",
+                            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                            headers={"Accept": "application/json, text/event-stream"})
+    assert r.status_code == 401
+    assert "resource_metadata" in r.headers["www-authenticate"]
+    meta = r.headers["www-authenticate"].split('resource_metadata="', 1)[1].split('"', 1)[0]
+    async with httpx2.AsyncClient() as http:
+        doc = (await http.get(meta)).json()
+    assert doc["resource"].endswith("/mcp")
+
+
+async def test_resources_and_prompts_are_forwarded(live: LiveGateway) -> None:
+    async with mcp_client(live, "tester") as c:
+        prompts = await c.list_prompts()
+        assert any(p.name.startswith("every.") for p in prompts.prompts)
+        resources = await c.list_resources()
+        assert resources.resources

@@ -94,6 +94,14 @@ def test_yaml_syntax_error_names_the_line() -> None:
     assert p.code == "yaml_syntax" and "line" in p.message and p.file == "a.yaml"
 
 
+def test_yaml_aliases_are_refused() -> None:
+    bomb = "version: 1\na: &a [x, x, x]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n"
+    with pytest.raises(PolicyLoadError) as e:
+        load_policy_texts([("bomb.yaml", bomb)])
+    (p,) = e.value.problems
+    assert p.code == "yaml_syntax" and "alias" in p.message and "line 3" in p.message
+
+
 def test_duplicate_keys_are_reported() -> None:
     doc = "version: 1\nroles:\n  agent: {max_tier: low}\n  agent: {max_tier: critical}\n"
     with pytest.raises(PolicyLoadError) as e:

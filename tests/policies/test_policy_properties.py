@@ -50,6 +50,15 @@ call_st = st.fixed_dictionaries(
 )
 
 
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data: object) -> bool:  # policies refuse YAML aliases
+        return True
+
+
+def dump(doc: dict) -> str:
+    return yaml.dump(doc, Dumper=_NoAliases)
+
+
 def build(rules: list[dict], baseline: list[dict], ceiling: list[dict]) -> PolicySet:
     doc = {
         "version": 1,
@@ -57,7 +66,7 @@ def build(rules: list[dict], baseline: list[dict], ceiling: list[dict]) -> Polic
         "roles": {"agent": {"max_tier": "privileged", "baseline": baseline, "ceiling": ceiling}},
         "rules": [{"id": f"r{i}", **r} for i, r in enumerate(rules)],
     }
-    return load_policy_texts([("gen.yaml", yaml.safe_dump(doc))])
+    return load_policy_texts([("gen.yaml", dump(doc))])
 
 
 def context(policy: PolicySet, call: dict) -> RuleContext:
@@ -118,7 +127,7 @@ def test_deterministic_and_order_independent_within_an_effect(
         "roles": {"agent": {"max_tier": "privileged", "baseline": baseline, "ceiling": ceiling}},
         "rules": reordered,
     }
-    shuffled = load_policy_texts([("gen.yaml", yaml.safe_dump(doc))])
+    shuffled = load_policy_texts([("gen.yaml", dump(doc))])
     second = verdict(shuffled, context(shuffled, call), scope)
     assert second[0] == first[0]
     if first[0] == "deny" and first[2]:

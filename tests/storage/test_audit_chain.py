@@ -92,3 +92,27 @@ async def test_read_helpers_page_and_filter():
     assert seqs == [1, 3, 5, 7, 9]
     assert [r.seq for r in await last_records(log, 3)] == [23, 24, 25]
     assert [r.seq for r in await last_records(await _log(2), 5)] == [1, 2]
+
+
+async def test_follow_yields_new_records_until_stopped():
+    import asyncio
+
+    from gateway.audit import follow
+
+    log = await _log(3)
+    stop = asyncio.Event()
+    seen: list[int] = []
+
+    async def reader() -> None:
+        async for rec in follow(log, after_seq=1, poll_s=0.01, stop=stop):
+            seen.append(rec.seq)
+            if rec.seq == 5:
+                stop.set()
+
+    task = asyncio.create_task(reader())
+    while len(seen) < 2:
+        await asyncio.sleep(0)
+    await log.append(AuditEvent(type="x", actor="a", data={}))
+    await log.append(AuditEvent(type="x", actor="a", data={}))
+    await asyncio.wait_for(task, 5)
+    assert seen == [2, 3, 4, 5]

@@ -1,0 +1,81 @@
+"""The command line as a user runs it: keys, policy check, serve, demo, audit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+
+from tests.support.live import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+JITGATE = [sys.executable, "-m", "adapters.cli"]
+
+
+def run(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*JITGATE, *args], capture_output=True, text=True, cwd=ROOT, timeout=120, **kw)
+
+
+def test_keys_create_prints_the_key_alone_on_the_last_line_and_stores_only_a_hash(tmp_path):
+    r = run("keys", "create", "--role", "agent", "--name", "coder", "--data-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    key = r.stdout.strip().splitlines()[-1]
+    assert key.startswith("jgk_") and " " not in key
+    db = (tmp_path / "jitgate.db").read_bytes()
+    secret = key.split("_", 2)[2]
+    assert secret.encode() not in db
+    listed = run("keys", "list", "--data-dir", str(tmp_path))
+    assert "agent:coder" in listed.stdout and secret not in listed.stdout
+
+
+def test_policy_check_accepts_the_library_and_reports_every_problem(tmp_path):
+    lib = ROOT / "policies" / "library"
+    ok = run("policy", "check", *(str(p) for p in sorted(lib.glob("*.yaml"))))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: bad\ntools:\n  - {match: x.y, tier: astronomical}\n"
+                   "rules:\n  - id: r1\n    effect: maybe\n    when: {tool: x.y}\n"
+                   "  - id: r2\n    effect: deny\n    when: {args: {a: {between: 3}}}\n")
+    r = run("policy", "check", str(bad))
+    assert r.returncode == 1
+    assert "r1" in r.stdout and "r2" in r.stdout and r.stdout.count("bad.yaml") >= 3
+
+
+def test_serve_starts_on_the_embedded_default_and_answers(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([*JITGATE, "serve", "--port", str(port), "--data-dir", str(tmp_path / "d")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except Exception:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the gateway did not come up")
+        assert (tmp_path / "d" / "jitgate.db").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert f"127.0.0.1:{port}" in out and "keys create" in out
+
+
+def test_demo_runs_offline_and_tells_the_story(tmp_path):
+    r = run("demo", "--data-dir", str(tmp_path / "demo"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    for needle in ("ALLOW", "DENY", "THROTTLE", "REVIEW", "pending", "revoked", "intact"):
+        assert needle in out, needle
+    verify = run("audit", "verify", "--data-dir", str(tmp_path / "demo"))
+    assert verify.returncode == 0 and "intact" in verify.stdout
+    tail = run("audit", "tail", "--data-dir", str(tmp_path / "demo"), "-n", "5")
+    assert len(tail.stdout.strip().splitlines()) == 5
+    export = run("audit", "export", "--data-dir", str(tmp_path / "demo"))
+    assert export.stdout.count("\n") > 10
