@@ -61,21 +61,32 @@ class Runtime:
 
 
 def _drift_and_limits(settings: Settings, clock: Clock, policy: PolicySet) -> tuple[Any, Any]:
-    drift = ratelimiter = None
-    try:
-        from adapters.ratelimit import build_ratelimiter  # type: ignore[attr-defined]
+    from adapters.ratelimit import build_ratelimiter
+    from gateway.drift import build_monitor
 
-        ratelimiter = build_ratelimiter(redis_url=settings.redis_url, clock=clock)
-    except ImportError:
-        ratelimiter = None
-    if settings.drift_enabled:
-        try:
-            from gateway.drift import build_monitor  # type: ignore[attr-defined]
+    ratelimiter = build_ratelimiter(redis_url=settings.redis_url, clock=clock)
+    if not settings.drift_enabled:
+        return None, ratelimiter
+    embedder = None
+    if settings.semantic_enabled:
+        from adapters.semantic import minilm_embedder
 
-            drift = build_monitor(clock=clock, semantic=settings.semantic_enabled,
-                                  judge=settings.judge)
-        except ImportError:
-            drift = None
+        embedder = minilm_embedder()
+    judge = None
+    judge_cfg = settings.judge or {}
+    if judge_cfg:
+        from adapters.judge import judge_from_settings
+
+        secrets = {}
+        name = judge_cfg.get("api_key_secret")
+        if name:
+            from adapters.credentials.secrets import SecretResolver
+
+            secrets = {name: {"value": SecretResolver(settings.secrets).resolve(name).reveal()}}
+        judge = judge_from_settings(judge_cfg, secrets)
+    drift = build_monitor(clock, semantic=embedder, judge=judge,
+                          judge_timeout_s=float(judge_cfg.get("timeout_s", 5.0)),
+                          judge_failure_mode=str(judge_cfg.get("on_failure", "allow_with_signal")))
     return drift, ratelimiter
 
 

@@ -122,14 +122,6 @@ def decide(call: ToolCall, facts: Facts, policy: PolicySet) -> Decision:
         return out(Effect.THROTTLE, t.code, [why], [t.limit_id or "rate_limit"],
                    retry_after=round(t.retry_after, 3))
 
-    if grant is not None and facts.drift_threshold is not None and facts.new_signals:
-        score = facts.drift_score + sum(s.weight for s in facts.new_signals)
-        if score >= facts.drift_threshold:
-            reasons = [f"drift score {score:.2f} reached the threshold {facts.drift_threshold:.2f}"]
-            reasons += [f"{s.detector}: {s.code}" for s in facts.new_signals]
-            return out(Effect.DENY, "grant_revoked_drift", reasons,
-                       ["drift", *sorted({f"drift:{s.detector}" for s in facts.new_signals})])
-
     ctx = RuleContext(
         agent_id=call.agent.id,
         role=policy_role(call),
@@ -143,6 +135,21 @@ def decide(call: ToolCall, facts: Facts, policy: PolicySet) -> Decision:
     scope = facts.grant_scope if grant is not None else None
     effect_s, code, rule_ids, reasons = verdict(policy, ctx, scope)
     effect = Effect(effect_s)
+
+    drifted = _drift_crossed(grant, facts)
+    if drifted is not None:
+        score_reason, drift_rules = drifted
+        if effect is Effect.DENY:
+            # The call is refused on its merits; the grant is revoked as well.
+            return out(Effect.DENY, code, [*reasons, score_reason], [*rule_ids, *drift_rules],
+                       revoke_grant=True)
+        signal_reasons = [f"{s.detector}: {s.code}" for s in facts.new_signals if s.weight > 0]
+        return out(Effect.DENY, "grant_revoked_drift", [score_reason, *signal_reasons],
+                   drift_rules, revoke_grant=True)
+    if effect is not Effect.DENY and any(s.code == "detector_unavailable" for s in facts.new_signals):
+        return out(Effect.DENY, "detector_unavailable",
+                   ["a required drift detector could not judge this call, so it is denied"],
+                   ["drift"])
 
     if effect is Effect.REVIEW:
         approval = facts.approval
@@ -164,3 +171,14 @@ def decide(call: ToolCall, facts: Facts, policy: PolicySet) -> Decision:
     if effect is Effect.ALLOW and grant is not None and grant.break_glass:
         reasons = [*reasons, "break-glass grant: this call is flagged for review after use"]
     return out(effect, code, reasons, rule_ids)
+
+
+def _drift_crossed(grant: Grant | None, facts: Facts) -> tuple[str, list[str]] | None:
+    if grant is None or facts.drift_threshold is None or not facts.new_signals:
+        return None
+    score = facts.drift_score + sum(s.weight for s in facts.new_signals)
+    if score < facts.drift_threshold:
+        return None
+    reason = (f"drift score {score:.2f} reached the threshold {facts.drift_threshold:.2f}: "
+              "the grant is revoked")
+    return reason, ["drift", *sorted({f"drift:{s.detector}" for s in facts.new_signals if s.weight > 0})]

@@ -180,6 +180,8 @@ class Decision:
     approval_id: str | None = None
     # set by decide() when an approved review is consumed by this call
     consumes_approval: str | None = None
+    # the drift score crossed the policy threshold on this call: the grant is to be revoked
+    revoke_grant: bool = False
     signals: tuple["DriftSignal", ...] = ()
 
     @property
@@ -203,6 +205,8 @@ class Decision:
             out["retry_after"] = self.retry_after
         if self.approval_id is not None:
             out["approval_id"] = self.approval_id
+        if self.revoke_grant:
+            out["grant_revoked"] = True
         return out
 
 

@@ -456,8 +456,7 @@ class Gateway:
                 await self.drift.record(call, decision, signals)
             except Exception:
                 log.error("drift monitor failed to record %s", decision.decision_id)
-        if decision.code == "grant_revoked_drift" and grant is not None and \
-                grant.status is GrantStatus.ACTIVE:
+        if decision.revoke_grant and grant is not None and grant.status is GrantStatus.ACTIVE:
             await self._revoke_for_drift(grant, decision)
         elif grant is not None and decision.code == "grant_expired":
             await self._settle(grant)

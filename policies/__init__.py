@@ -25,6 +25,7 @@ from policies.loader import (
     load_policy_texts,
 )
 from policies.scope import CompiledScopeItem, compile_scope, scope_covers, scope_within
+from policies.testing import CaseResult, explain, run_policy_tests
 
 __all__ = [
     "ConditionError",
@@ -51,4 +52,7 @@ __all__ = [
     "default_pack_paths",
     "load_default",
     "check_files",
+    "CaseResult",
+    "run_policy_tests",
+    "explain",
 ]

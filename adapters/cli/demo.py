@@ -61,6 +61,8 @@ def _show(label: str, result: Any) -> Any:
     say(f"   {MARK[d.effect]} {label:<48} {d.code}{extra}")
     if d.effect is not Effect.ALLOW and why:
         say(f"            why: {why}")
+    if d.revoke_grant:
+        say(f"            and the grant is revoked: {d.reasons[-1]}")
     return result
 
 
@@ -135,7 +137,7 @@ async def run_demo(data_dir: Path) -> int:
 
         step(5, "A large payment waits for a reviewer, call by call")
         pay = await gw.request_grant(payer, GrantRequest(
-            objective="Pay supplier invoice INV-7 to DE89370400440532013000",
+            objective="Pay supplier invoice INV-7: 4200 EUR to DE89370400440532013000",
             scope=[{"tool": "payments.transfer", "args": {
                 "amount": {"all": [{"gt": 0}, {"le": 10000}]}, "currency": {"in": ["EUR"]},
                 "recipient_iban": {"eq": "DE89370400440532013000"}}}],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Literal, Sequence
 
@@ -38,6 +39,7 @@ __all__ = [
 log = logging.getLogger("jitgate.mcp.upstreams")
 
 SecretResolver = Callable[[str], str]
+SECRET_REF = re.compile(r"\$\{secret:([A-Za-z0-9_.-]{1,128})\}")
 CONNECTION_CLOSED = -32000
 
 
@@ -55,7 +57,8 @@ class UpstreamConfig(BaseModel):
     url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    secret_env: dict[str, str] = Field(default_factory=dict)  # env var -> secret name
+    # env var (stdio) or header (http) -> secret name; `${secret:NAME}` also works in env/headers
+    secret_env: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
@@ -128,6 +131,7 @@ class Upstream:
         self._client: Client | None = None
         self._broken = anyio.Event()
         self._up = anyio.Event()
+        self._settled = anyio.Event()  # the first connection attempt succeeded or failed
         self._closing = False
         self._tools: list[t.Tool] | None = None
         self.restarts = 0
@@ -148,12 +152,28 @@ class Upstream:
     # -- connection ---------------------------------------------------------------------------
 
     def _stdio_env(self) -> dict[str, str]:
-        env = dict(self.config.env)
+        env = {k: SECRET_REF.sub(lambda m: self._secret(m.group(1)), v)
+               for k, v in self.config.env.items()}
         for var, secret_name in self.config.secret_env.items():
-            if self._secret_resolver is None:
-                raise UpstreamUnavailable(self.name, "needs a secret resolver")
-            env[var] = self._secret_resolver(secret_name)
+            env[var] = self._secret(secret_name)
         return env
+
+    def _secret(self, name: str) -> str:
+        if self._secret_resolver is None:
+            raise UpstreamUnavailable(self.name, "needs a secret resolver")
+        try:
+            return self._secret_resolver(name)
+        except Exception:  # noqa: BLE001 - never echo the resolver's error (or the secret)
+            raise UpstreamUnavailable(self.name, f"cannot resolve secret {name!r}") from None
+
+    def _http_headers(self) -> dict[str, str]:
+        """Configured headers with `${secret:NAME}` resolved, plus `secret_env` (header -> secret
+        name). Resolved here, at connect time, and kept only on the upstream's HTTP client."""
+        headers = {k: SECRET_REF.sub(lambda m: self._secret(m.group(1)), v)
+                   for k, v in self.config.headers.items()}
+        for header, secret_name in self.config.secret_env.items():
+            headers[header] = self._secret(secret_name)
+        return headers
 
     @contextlib.asynccontextmanager
     async def _connect(self):  # type: ignore[no-untyped-def]
@@ -172,11 +192,7 @@ class Upstream:
                 if errlog is not self._errlog:
                     errlog.close()
         else:
-            headers = dict(cfg.headers)
-            for header, secret_name in cfg.secret_env.items():
-                if self._secret_resolver is None:
-                    raise UpstreamUnavailable(self.name, "needs a secret resolver")
-                headers[header] = self._secret_resolver(secret_name)
+            headers = self._http_headers()
             async with httpx2.AsyncClient(headers=headers, timeout=cfg.timeout_s) as http:
                 transport = streamable_http_client(cfg.url or "", http_client=http)
                 async with Client(transport, cache=None, read_timeout_seconds=cfg.timeout_s,
@@ -206,7 +222,10 @@ class Upstream:
                     with attempt:
                         if self._closing:
                             return
-                        await self._run_once()
+                        try:
+                            await self._run_once()
+                        finally:
+                            self._settled.set()
             except Exception as exc:  # noqa: BLE001 - reconnect forever; never crash the host
                 log.warning("upstream %s: connection loop ended: %s", self.name, type(exc).__name__)
 
@@ -217,6 +236,7 @@ class Upstream:
                 self._tools = None
                 self._client = client
                 self._up.set()
+                self._settled.set()
                 log.info("upstream %s connected (%s)", self.name, client.protocol_version)
                 await self._broken.wait()
         finally:
@@ -226,6 +246,12 @@ class Upstream:
         if not self._closing:
             self.restarts += 1
             raise UpstreamUnavailable(self.name, "connection lost")
+
+    async def wait_settled(self, timeout_s: float) -> bool:
+        """Wait until the first connection attempt has ended either way; True if up."""
+        with anyio.move_on_after(timeout_s):
+            await self._settled.wait()
+        return self.is_up
 
     async def wait_up(self, timeout_s: float) -> bool:
         with anyio.move_on_after(timeout_s):
@@ -293,7 +319,8 @@ class UpstreamManager:
     """All upstreams, their supervisors, and the namespaced tool routing.
 
     Use as `async with UpstreamManager(configs) as upstreams:`; entering starts every
-    supervisor and waits (up to `start_timeout_s`) for the first connections.
+    supervisor and waits (up to `start_timeout_s`) for each first connection attempt to end:
+    an upstream that fails at once stays down (and keeps retrying) without delaying the rest.
     """
 
     def __init__(self, configs: Sequence[UpstreamConfig], *,
@@ -321,7 +348,7 @@ class UpstreamManager:
         with anyio.move_on_after(self._start_timeout_s):
             async with anyio.create_task_group() as tg:
                 for up in self.upstreams.values():
-                    tg.start_soon(up.wait_up, self._start_timeout_s)
+                    tg.start_soon(up.wait_settled, self._start_timeout_s)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -223,12 +223,13 @@ class SqliteEngine:
 
     def _process(self, items: list[tuple[Any, ...]]) -> dict[Any, _Deliveries]:
         out: dict[Any, _Deliveries] = {}
-        audits = []
-        for item in items:
-            if item[0] == "audit":
-                audits.append(item)
-            else:
-                out.setdefault(item[3], []).append(self._job(item[1], item[2]))
+        audits = [i for i in items if i[0] == "audit"]
+        jobs = [i for i in items if i[0] != "audit"]
+        if len(jobs) == 1:
+            out.setdefault(jobs[0][3], []).append(self._job(jobs[0][1], jobs[0][2]))
+        elif jobs:
+            for loop, delivery in self._jobs(jobs):
+                out.setdefault(loop, []).append(delivery)
         if audits:
             for fut, ok, value, loop in self._commit_audit(audits):
                 out.setdefault(loop, []).append((fut, ok, value))
@@ -246,6 +247,32 @@ class SqliteEngine:
             if isinstance(exc, sqlite3.Error):
                 exc = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
             return (fut, False, exc)
+
+    def _jobs(self, jobs: list[tuple[Any, ...]]) -> list[tuple[Any, tuple[Any, bool, Any]]]:
+        """Group commit for plain writes: one transaction, one savepoint per job, so a job that
+        fails rolls back alone; every caller is answered only after the one COMMIT."""
+        c = self._wconn
+        results: list[tuple[Any, tuple[Any, bool, Any]]] = []
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            for _, fn, fut, loop in jobs:
+                c.execute("SAVEPOINT job")
+                try:
+                    value = fn(c)
+                    c.execute("RELEASE job")
+                    results.append((loop, (fut, True, value)))
+                except Exception as exc:
+                    c.execute("ROLLBACK TO job")
+                    c.execute("RELEASE job")
+                    if isinstance(exc, sqlite3.Error):
+                        exc = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
+                    results.append((loop, (fut, False, exc)))
+            c.execute("COMMIT")
+        except Exception as exc:
+            self._rollback()
+            err = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
+            return [(loop, (fut, False, err)) for _, _, fut, loop in jobs]
+        return results
 
     def _rollback(self) -> None:
         try:

@@ -228,3 +228,70 @@ async def test_resources_and_prompts_are_forwarded(live: LiveGateway) -> None:
         assert any(p.name.startswith("every.") for p in prompts.prompts)
         resources = await c.list_resources()
         assert resources.resources
+
+
+async def _pending_grant(live: LiveGateway) -> str:
+    r = await api(live, "tester", "POST", "/v1/grants", {
+        "objective": "write a note with the fixture", "scope": [{"tool": "fix.write"}],
+        "ttl_s": 600, "justification": "the test needs a privileged grant"})
+    assert r.status_code in (200, 201), r.text
+    assert r.json()["status"] == "pending"
+    return r.json()["grant_id"]
+
+
+async def _visible(c: Any) -> set[str]:
+    return {t.name for t in (await c.list_tools()).tools}
+
+
+async def test_list_changed_on_approval_and_revocation_legacy(live: LiveGateway) -> None:
+    grant_id = await _pending_grant(live)
+    changed = anyio.Event()
+    seen: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        root = getattr(message, "root", message)
+        if getattr(root, "method", "") == "notifications/tools/list_changed":
+            seen.append(root.method)
+            changed.set()
+
+    async with mcp_client(live, "tester", mode="legacy", grant_id=grant_id,
+                          message_handler=on_message) as c:
+        assert "fix.write" not in await _visible(c)  # pending: not listed
+        r = await api(live, "reviewer", "POST", f"/v1/grants/{grant_id}/approve", {"note": "ok"})
+        assert r.status_code == 200, r.text
+        with anyio.fail_after(10):
+            await changed.wait()
+        assert "fix.write" in await _visible(c)
+        ok = await c.call_tool("fix.write", {"text": "hello"})
+        assert not ok.is_error and ok.content[0].text == "wrote 5 chars"
+
+        changed = anyio.Event()
+        r = await api(live, "reviewer", "POST", f"/v1/grants/{grant_id}/revoke",
+                      {"reason": "task over"})
+        assert r.status_code == 200, r.text
+        with anyio.fail_after(10):
+            await changed.wait()
+        assert "fix.write" not in await _visible(c)
+        refused = await c.call_tool("fix.write", {"text": "again"})
+        assert _code(refused) == "grant_revoked"
+    assert len(seen) >= 2
+
+
+async def test_list_changed_on_approval_and_revocation_modern(live: LiveGateway) -> None:
+    grant_id = await _pending_grant(live)
+    async with mcp_client(live, "tester", mode="auto", grant_id=grant_id) as c:
+        assert c.protocol_version == "2026-07-28"
+        assert "fix.write" not in await _visible(c)
+        async with c.listen(tools_list_changed=True) as sub:
+            events = sub.__aiter__()
+            r = await api(live, "reviewer", "POST", f"/v1/grants/{grant_id}/approve", {})
+            assert r.status_code == 200, r.text
+            with anyio.fail_after(10):
+                await events.__anext__()
+            assert "fix.write" in await _visible(c)
+            r = await api(live, "reviewer", "POST", f"/v1/grants/{grant_id}/revoke",
+                          {"reason": "task over"})
+            assert r.status_code == 200, r.text
+            with anyio.fail_after(10):
+                await events.__anext__()
+            assert "fix.write" not in await _visible(c)
