@@ -140,7 +140,7 @@ async def build_runtime(settings: Settings, *, clock: Clock | None = None,
         keyring = Keyring.open(data_dir / "keys", clock)
 
     issuers: dict[str, Any] = {"jwt": CallTokenIssuer(keyring, settings.issuer, clock)}
-    issuers.update(_extra_issuers(settings, clock))
+    issuers.update(_extra_issuers(settings, clock, issuers, closers))
     drift, ratelimiter = _drift_and_limits(settings, clock, policy)
     gateway = Gateway(policy=policy, grants=stores.grants, approvals=stores.approvals,
                       keys=stores.keys, audit=stores.audit, leases=stores.leases,
@@ -149,9 +149,13 @@ async def build_runtime(settings: Settings, *, clock: Clock | None = None,
     metrics = DecisionMetrics()
     gateway.on_decision(lambda d: metrics.observe(d.effect.value, d.code))
 
+    from adapters.credentials.issuer_registry import replay_lookup
+
+    used = replay_lookup(settings, clock, closers)  # the tools' shared Redis replay store
+
     async def do_introspect(token: str) -> dict:
         return await introspect(token, keyring=keyring, leases=gateway.leases,
-                                grant_lookup=gateway.grant_store.get, used=None, clock=clock,
+                                grant_lookup=gateway.grant_store.get, used=used, clock=clock,
                                 issuer=settings.issuer)
 
     async def verify_audit() -> dict:
@@ -161,7 +165,7 @@ async def build_runtime(settings: Settings, *, clock: Clock | None = None,
         report = await verify()
         return report.as_dict()
 
-    http_tools = _http_tools(settings, clock)
+    http_tools = _http_tools(settings, clock, policy)
     services = ApiServices(gateway=gateway, max_body_bytes=settings.max_body_bytes,
                            jwks=keyring.jwks, introspect=do_introspect, verify_audit=verify_audit,
                            http_tools=http_tools, public_url=settings.public_url or "")
@@ -171,30 +175,19 @@ async def build_runtime(settings: Settings, *, clock: Clock | None = None,
     return runtime
 
 
-def _extra_issuers(settings: Settings, clock: Clock) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    pg = settings.credential_issuers.get("postgres")
-    if pg:
-        from adapters.credentials.postgres_roles import PostgresRoleIssuer
+def _extra_issuers(settings: Settings, clock: Clock, base: dict[str, Any] | None = None,
+                   closers: list[Callable[[], Awaitable[None]]] | None = None) -> dict[str, Any]:
+    """postgres, secret, jwt+secret, jwt+postgres (see adapters.credentials.issuer_registry)."""
+    from adapters.credentials.issuer_registry import build_issuers
 
-        out["postgres"] = PostgresRoleIssuer(pg["admin_dsn"], clock=clock,
-                                             **{k: v for k, v in pg.items() if k != "admin_dsn"})
-    if settings.secrets:
-        from adapters.credentials.secrets import SecretInjectingIssuer, SecretResolver
-
-        out["secret"] = SecretInjectingIssuer(SecretResolver(settings.secrets), clock=clock)
-    return out
+    return build_issuers(settings, clock, base or {}, closers)
 
 
-def _http_tools(settings: Settings, clock: Clock) -> dict[str, Any]:
-    if not settings.http_tools:
-        return {}
-    from adapters.credentials.http_tool import HttpToolForwarder, HttpToolSpec
-    from adapters.credentials.secrets import SecretResolver
+def _http_tools(settings: Settings, clock: Clock, policy: PolicySet | None = None) -> dict[str, Any]:
+    """Forwarders for settings.http_tools; an audience that disagrees with policy is fatal."""
+    from adapters.credentials.issuer_registry import build_http_tools
 
-    specs = [HttpToolSpec.from_dict(t) for t in settings.http_tools]
-    forwarder = HttpToolForwarder(specs, resolver=SecretResolver(settings.secrets))
-    return {s.name: forwarder for s in specs}
+    return build_http_tools(settings, policy)
 
 
 async def _attach_mcp(runtime: Runtime) -> None:

@@ -440,17 +440,35 @@ class Gateway:
             "lease_id": lease.lease_id if lease else None,
             "signals": [s.public() for s in decision.signals],
         }
-        try:
-            await self.audit.append(AuditEvent(type="call.decided", actor=call.agent.id,
-                                               grant_id=call.grant_id,
-                                               decision_id=decision.decision_id,
-                                               data=record, ts=self.clock.now()))
-        except Exception:
+        event = AuditEvent(type="call.decided", actor=call.agent.id, grant_id=call.grant_id,
+                           decision_id=decision.decision_id, data=record, ts=self.clock.now())
+        # The lease record and the decision travel together, so a group-committing store writes
+        # both in one round (one fsync).
+        writes = [self.audit.append(event)]
+        if lease is not None:
+            writes.append(self.leases.add(lease))
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
+        audit_failed = isinstance(outcomes[0], BaseException)
+        lease_failed = lease is not None and isinstance(outcomes[1], BaseException)
+        if audit_failed:
             log.error("audit append failed; denying %s", decision.decision_id)
             if lease is not None:
                 await self._end_leases([lease], "audit_unavailable")
             return Authorization(self._refuse(decision, "audit_unavailable",
                                               "the audit trail is unavailable, so the call is denied"))
+        if lease_failed:
+            log.error("lease record failed; denying %s", decision.decision_id)
+            await self._end_leases([lease], "store_unavailable")  # type: ignore[list-item]
+            refused = self._refuse(decision, "credential_unavailable",
+                                   "the credential could not be recorded, so the call is denied")
+            try:
+                await self.audit.append(AuditEvent(
+                    type="call.refused", actor="gateway", grant_id=call.grant_id,
+                    decision_id=decision.decision_id, ts=self.clock.now(),
+                    data={"code": refused.code, "lease_id": lease.lease_id if lease else None}))
+            except Exception:
+                log.error("could not record the refusal of %s", decision.decision_id)
+            return Authorization(refused)
         if self.drift is not None:
             try:
                 await self.drift.record(call, decision, signals)
@@ -500,7 +518,6 @@ class Gateway:
             call=call, decision_id=decision.decision_id, args_digest=decision.args_digest,
             ttl_s=ttl, audience=spec.audience or call.tool, lease_id=new_id("lse"), now=now,
             options=options))
-        await self.leases.add(credential.lease)
         return credential
 
     def _remember(self, call: ToolCall, decision: Decision, lease: Lease | None) -> None:

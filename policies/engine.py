@@ -100,7 +100,7 @@ class PolicySet:
 
     __slots__ = (
         "revision", "sources", "tiers", "roles", "drift", "rate_limits", "rules",
-        "_exact_tools", "_glob_tools", "_index", "_tool_cache", "_frozen",
+        "_exact_tools", "_glob_tools", "_index", "_tool_cache", "_ceiling_cache", "_frozen",
     )  # fmt: skip
 
     def __init__(
@@ -133,6 +133,7 @@ class PolicySet:
         s(self, "_glob_tools", tuple((t, compile_tool_pattern(t.pattern)) for t in globs))
         s(self, "_index", RuleIndex(self.rules))
         s(self, "_tool_cache", {})
+        s(self, "_ceiling_cache", {})
         s(self, "_frozen", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -209,6 +210,20 @@ class PolicySet:
 
     # ------------------------------------------------------------ roles and rules
 
+    def _ceiling_for(
+        self, role: RoleSpec, tool: str
+    ) -> tuple[bool, tuple[CompiledScopeItem, ...]]:
+        """(tool tier within the role's max tier, the ceiling items naming the tool), cached."""
+        key = (role.name, tool)
+        found = self._ceiling_cache.get(key)
+        if found is None:
+            tier_ok = TIER_RANKS[self.tool_spec(tool).tier] <= TIER_RANKS.get(role.max_tier, -1)
+            found = (tier_ok, tuple(i for i in role.ceiling if i.covers_tool(tool)))
+            if len(self._ceiling_cache) >= 4096:
+                self._ceiling_cache.clear()
+            self._ceiling_cache[key] = found
+        return found
+
     def role(self, name: str) -> RoleSpec | None:
         return self.roles.get(name)
 
@@ -279,11 +294,28 @@ def _redact_path(doc: Any, tokens: tuple[str, ...]) -> None:
         doc[int(last)] = REDACTED
 
 
+_PERMITTED: dict[str, tuple[str, ...]] = {}
+
+
+def _permitted(source: str) -> tuple[str, ...]:
+    reasons = _PERMITTED.get(source)
+    if reasons is None:
+        reasons = (f"permitted by {source}",)
+        if len(_PERMITTED) < 4096:
+            _PERMITTED[source] = reasons
+    return reasons
+
+
 def verdict(
     policy: PolicySet, ctx: RuleContext, scope: Sequence[CompiledScopeItem] | None
 ) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
     """(effect, code, rule_ids, reasons) for one call; pure. See policies/README.md#verdict."""
     hits = policy.evaluate(ctx)
+    if not hits:  # the common case, kept short
+        source, fail_code, fail_reason = _permit(policy, ctx, scope, policy.roles.get(ctx.role))
+        if source is None:
+            return "deny", fail_code, (), (fail_reason,)
+        return "allow", "allowed", (source,), _permitted(source)
     denies = [h for h in hits if h.effect == "deny"]
     if denies:
         return (
@@ -292,8 +324,7 @@ def verdict(
             tuple(h.rule_id for h in denies),
             tuple(f"rule {h.rule_id}: {h.message or h.code}" for h in denies),
         )
-    role = policy.role(ctx.role)
-    source, fail_code, fail_reason = _permit(policy, ctx, scope, role)
+    source, fail_code, fail_reason = _permit(policy, ctx, scope, policy.roles.get(ctx.role))
     allows = [h.rule_id for h in hits if h.effect == "allow"]
     if source is None and allows:
         source = allows[0]
@@ -308,7 +339,7 @@ def verdict(
             tuple(f"rule {h.rule_id}: {h.message or h.code}" for h in reviews),
         )
     extra = tuple(a for a in allows if a != source)
-    return "allow", "allowed", (source, *extra), (f"permitted by {source}",)
+    return "allow", "allowed", (source, *extra), _permitted(source)
 
 
 def _permit(
@@ -341,11 +372,13 @@ def _permit(
 
 
 def _within_ceiling(policy: PolicySet, ctx: RuleContext, role: RoleSpec) -> tuple[bool, str]:
-    tier = policy.tool_spec(ctx.tool).tier
-    if TIER_RANKS[tier] > TIER_RANKS.get(role.max_tier, -1):
+    tier_ok, items = policy._ceiling_for(role, ctx.tool)
+    if not tier_ok:
+        tier = policy.tool_spec(ctx.tool).tier
         return False, f"tool tier {tier} is above role {role.name}'s max tier {role.max_tier}"
-    ok, code, detail = scope_covers(role.ceiling, ctx.tool, ctx.arguments)
+    if not items:
+        return False, f"tool {ctx.tool} is beyond role {role.name}'s ceiling"
+    ok, _, detail = scope_covers(items, ctx.tool, ctx.arguments)
     if ok:
         return True, ""
-    what = f"argument {detail}" if code == "argument_out_of_scope" else f"tool {ctx.tool}"
-    return False, f"{what} is beyond role {role.name}'s ceiling"
+    return False, f"argument {detail} is beyond role {role.name}'s ceiling"

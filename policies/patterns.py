@@ -157,12 +157,10 @@ def canonical_path(value: str) -> str | None:
     """The path without a trailing slash when `value` is canonical (see module doc), else None."""
     if not value.startswith("/") or "\x00" in value:
         return None
-    body = value[1:]
-    if body.endswith("/"):
-        body = body[:-1]
-    if not body:
-        return "/"
-    for part in body.split("/"):
-        if part in ("", ".", ".."):
-            return None
-    return "/" + body
+    if "//" in value or "/./" in value or "/../" in value:
+        return None
+    if value.endswith("/.") or value.endswith("/.."):
+        return None
+    if len(value) > 1 and value.endswith("/"):
+        return value[:-1]
+    return value

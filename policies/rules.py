@@ -11,11 +11,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from collections.abc import Mapping
-from typing import Any
+from operator import attrgetter
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from policies.conditions import Constraint, resolve_tokens
 from policies.patterns import compile_tool_pattern
+from policies.prefilter import RulePlan, build_plan
 
 __all__ = [
     "RuleContext",
@@ -79,6 +81,42 @@ class TimeWindow:
 
 
 _Checks = tuple[tuple[tuple[str, ...], Constraint], ...]
+_MISSING = object()
+_TIER = attrgetter("tier")
+_ROLE = attrgetter("role")
+_AGENT_ID = attrgetter("agent_id")
+_ARGS = attrgetter("arguments")
+_ATTRS = attrgetter("attributes")
+_ANNOT = attrgetter("annotations")
+
+
+def _value_check(get: Callable[[Any], Any], test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda ctx: test(get(ctx))
+
+
+def _field_check(
+    get: Callable[[Any], Any], tokens: tuple[str, ...], test: Callable[[Any], bool]
+) -> Callable[[Any], bool]:
+    """A constraint on one addressed value; a missing value never satisfies it."""
+    if len(tokens) == 1:
+        key = tokens[0]
+
+        def check_key(ctx: Any) -> bool:
+            doc = get(ctx)
+            if type(doc) is dict:
+                value = doc.get(key, _MISSING)
+                return value is not _MISSING and test(value)
+            found, value = resolve_tokens(doc, tokens)
+            return found and test(value)
+
+        return check_key
+
+    def check_pointer(ctx: Any) -> bool:
+        found, value = resolve_tokens(get(ctx), tokens)
+        return found and test(value)
+
+    return check_pointer
+
 
 
 @dataclass(frozen=True)
@@ -100,9 +138,14 @@ class CompiledRule:
     unless: "CompiledRule | None" = None  # the rule does not match when this matches
     _tool_rx: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
 
+    _check: Callable[[RuleContext], bool] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    _hit: RuleHit | None = field(default=None, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if self.tool_pattern is not None:
             object.__setattr__(self, "_tool_rx", compile_tool_pattern(self.tool_pattern))
+        object.__setattr__(self, "_check", self._compile_check())
+        object.__setattr__(self, "_hit", RuleHit(self.id, self.effect, self.code, self.message))
 
     def matches_tool(self, tool: str) -> bool:
         if self.tool_pattern is not None:
@@ -126,35 +169,55 @@ class CompiledRule:
 
     def matches_rest(self, ctx: RuleContext) -> bool:
         """Everything but the tool name (already filtered by the index)."""
-        if self.tier is not None and not self.tier.test(ctx.tier):
-            return False
-        if self.agent_role is not None and not self.agent_role.test(ctx.role):
-            return False
-        if self.agent_id is not None and not self.agent_id.test(ctx.agent_id):
-            return False
-        for tokens, constraint in self.args:
-            found, value = resolve_tokens(ctx.arguments, tokens)
-            if not found or not constraint.test(value):
-                return False
-        for tokens, constraint in self.attributes:
-            found, value = resolve_tokens(ctx.attributes, tokens)
-            if not found or not constraint.test(value):
-                return False
-        for tokens, constraint in self.annotations:
-            found, value = resolve_tokens(ctx.annotations, tokens)
-            if not found or not constraint.test(value):
-                return False
-        if self.time is not None and not self.time.contains(ctx.now):
-            return False
-        if self.unless is not None and self.unless.matches(ctx):
-            return False
-        return True
+        return self._check(ctx)
+
+    def _compile_check(self) -> Callable[[RuleContext], bool]:
+        """One closure over just the parts this rule has: the hot path of evaluate()."""
+        checks: list[Callable[[RuleContext], bool]] = []
+        for getter, constraint in (
+            (_TIER, self.tier), (_ROLE, self.agent_role), (_AGENT_ID, self.agent_id),
+        ):  # fmt: skip
+            if constraint is not None:
+                checks.append(_value_check(getter, constraint.test))
+        for getter, items in ((_ARGS, self.args), (_ATTRS, self.attributes), (_ANNOT, self.annotations)):
+            checks.extend(_field_check(getter, tokens, c.test) for tokens, c in items)
+        if self.time is not None:
+            contains = self.time.contains
+            checks.append(lambda ctx: contains(ctx.now))
+        if self.unless is not None:
+            unless = self.unless
+            checks.append(lambda ctx: not unless.matches(ctx))
+        if not checks:
+            return lambda ctx: True
+        if len(checks) == 1:
+            return checks[0]
+        if len(checks) == 2:
+            first, second = checks
+            return lambda ctx: first(ctx) and second(ctx)
+        every = tuple(checks)
+
+        def check_all(ctx: RuleContext) -> bool:
+            for check in every:
+                if not check(ctx):
+                    return False
+            return True
+
+        return check_all
 
     def matches(self, ctx: RuleContext) -> bool:
         return self.matches_tool(ctx.tool) and self.matches_rest(ctx)
 
+    def single_arg_constraint(self) -> tuple[str, Constraint] | None:
+        """(argument name, constraint) when that is the rule's whole condition besides the tool."""
+        if len(self.args) != 1 or len(self.args[0][0]) != 1:
+            return None
+        others = (self.tier, self.agent_id, self.agent_role, self.time, self.unless)
+        if any(o is not None for o in others) or self.attributes or self.annotations:
+            return None
+        return self.args[0][0][0], self.args[0][1]
+
     def hit(self) -> RuleHit:
-        return RuleHit(self.id, self.effect, self.code, self.message)
+        return self._hit  # type: ignore[return-value]
 
 
 class RuleIndex:
@@ -173,19 +236,22 @@ class RuleIndex:
             else:
                 for name in names:
                     self._exact.setdefault(name, []).append(i)
-        self._cache: dict[str, tuple[CompiledRule, ...]] = {}
+        self._cache: dict[str, RulePlan] = {}
 
     def candidates(self, tool: str) -> tuple[CompiledRule, ...]:
+        return self.plan(tool).rules
+
+    def plan(self, tool: str) -> RulePlan:
         hit = self._cache.get(tool)
         if hit is not None:
             return hit
         idx = set(self._exact.get(tool, ()))
         idx.update(i for i in self._open if self.rules[i].matches_tool(tool))
-        found = tuple(self.rules[i] for i in sorted(idx))
+        plan = build_plan([self.rules[i] for i in sorted(idx)])
         if len(self._cache) >= self._CACHE_MAX:
             self._cache.clear()
-        self._cache[tool] = found
-        return found
+        self._cache[tool] = plan
+        return plan
 
     def evaluate(self, ctx: RuleContext) -> list[RuleHit]:
-        return [r.hit() for r in self.candidates(ctx.tool) if r.matches_rest(ctx)]
+        return self.plan(ctx.tool).evaluate(ctx)

@@ -25,6 +25,7 @@ __all__ = [
 ]
 
 _ITEM_KEYS = frozenset({"tool", "args"})
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,13 @@ class CompiledScopeItem:
         """None when the tool and every argument constraint match; else the failing key."""
         if not self.covers_tool(tool):
             return ""
+        plain = type(arguments) is dict
         for key, tokens, constraint in self._keys:
+            if plain and len(tokens) == 1:
+                value = arguments.get(tokens[0], _MISSING)
+                if value is _MISSING or not constraint.test(value):
+                    return key
+                continue
             found, value = resolve_tokens(arguments, tokens)
             if not found or not constraint.test(value):
                 return key

@@ -6,6 +6,11 @@ The arguments go as the JSON body (GET: as query parameters). The call token goe
 reads both. Redirects are not followed (they could carry the secret elsewhere). The answer is
 ``{"status", "body"}`` with every secret scrubbed; a network failure raises
 ``GatewayError("upstream_unavailable")`` with no exception text.
+
+The tool's configured ``audience`` is what it verifies, so it must equal the policy's
+``audience`` for the tool (the core mints ``aud`` from policy): ``audience_problems(policy)`` lists
+every mismatch (startup refuses to run with one), and a token whose ``aud`` differs at call time
+(after a policy reload) is never sent: ``GatewayError("credential_unavailable")``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from gateway.errors import GatewayError
 from gateway.model import Credential, ToolCall
 
 from .secrets import InjectionSpec, Redactor, SecretError, SecretResolver, inject_http
+from .verifier import TokenError, parse_token
 
 __all__ = ["HttpToolSpec", "HttpToolForwarder", "CALL_TOKEN_HEADER", "MAX_RESPONSE_BYTES"]
 
@@ -69,6 +75,20 @@ class HttpToolForwarder:
         spec = self.tools.get(tool)
         return spec.audience if spec is not None else None
 
+    def audience_problems(self, policy: Any) -> list[str]:
+        """One line per tool whose configured audience or token need disagrees with ``policy``."""
+        problems: list[str] = []
+        for name, spec in sorted(self.tools.items()):
+            tool_spec = policy.tool_spec(name)
+            if spec.send_token and tool_spec.audience != spec.audience:
+                problems.append(f"http tool {name!r}: audience {spec.audience!r} differs from the "
+                                f"policy audience {tool_spec.audience!r}")
+            kind = dict(tool_spec.credential or {}).get("kind")
+            if spec.send_token and kind is not None and "jwt" not in str(kind).split("+"):
+                problems.append(f"http tool {name!r} expects a call token but policy mints "
+                                f"credential kind {kind!r}")
+        return problems
+
     def headers_for(self, spec: HttpToolSpec, credential: Credential | None) -> dict[str, str]:
         headers: dict[str, str] = {"Accept": "application/json"}
         if spec.inject is not None:
@@ -93,6 +113,10 @@ class HttpToolForwarder:
         if spec is None:
             raise GatewayError("unknown_tool")
         if spec.send_token and (credential is None or not credential.value):
+            raise GatewayError("credential_unavailable")
+        if spec.send_token and credential is not None and not _audience_ok(credential.value,
+                                                                           spec.audience):
+            _log.warning("call token for tool %s has another audience; not sent", spec.name)
             raise GatewayError("credential_unavailable")
         headers = self.headers_for(spec, credential)
         arguments = dict(call.arguments)
@@ -132,3 +156,11 @@ class HttpToolForwarder:
 
 def _json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _audience_ok(token: str | None, audience: str) -> bool:
+    try:
+        aud = parse_token(token or "").claims.get("aud")
+    except TokenError:
+        return False
+    return aud == audience or (isinstance(aud, list) and audience in aud)

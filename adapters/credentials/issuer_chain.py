@@ -1,14 +1,17 @@
 """Several issuers for one call under one lease: e.g. a call token for the tool plus the
 upstream's own injected secret (a streamable-HTTP MCP upstream that checks both).
 
-The first issuer is primary: its ``value`` is the credential's value and its kind names the lease.
-The others add forwarding material (``headers`` and ``env`` are merged; later issuers win on a
+The first issuer is primary: its ``value`` is the credential's value. The lease is the primary's,
+relabelled with the chain's ``kind`` (default: the primary's), so the core routes ``release`` on
+revocation or completion back to the chain, which releases every member. The others add
+forwarding material (``headers`` and ``env`` are merged; later issuers win on a
 clash). If any mint fails, what was already minted is released and the error propagates, so the
 pipeline denies ``credential_unavailable``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from gateway.model import Credential, Lease
@@ -18,9 +21,10 @@ __all__ = ["IssuerChain"]
 
 
 class IssuerChain:
-    def __init__(self, primary: CredentialIssuer, *others: CredentialIssuer) -> None:
+    def __init__(self, primary: CredentialIssuer, *others: CredentialIssuer,
+                 kind: str | None = None) -> None:
         self.issuers = (primary, *others)
-        self.kind = primary.kind
+        self.kind = kind or primary.kind
 
     async def mint(self, request: MintRequest) -> Credential:
         minted: list[tuple[CredentialIssuer, Credential]] = []
@@ -42,7 +46,9 @@ class IssuerChain:
                     forward[key] = {**forward[key], **value}
                 else:
                     forward[key] = value
-        return Credential(lease=first.lease, value=first.value, forward=forward)
+        lease = first.lease if first.lease.kind == self.kind else replace(first.lease,
+                                                                              kind=self.kind)
+        return Credential(lease=lease, value=first.value, forward=forward)
 
     async def release(self, lease: Lease, reason: str) -> None:
         errors: list[Exception] = []

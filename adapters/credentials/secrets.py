@@ -93,7 +93,19 @@ class SecretResolver:
         if not value:
             raise SecretError(name)
         self.remember(value)
+        for form in _encoded_forms(value):
+            self.remember(form)
         return Secret(value)
+
+    def configured_values(self) -> frozenset[str]:
+        """Every value (and encoded form) of every configured secret that resolves now: what the
+        Redactor scrubs, whichever resolver instance injected the secret."""
+        for name in self._config:
+            try:
+                self.resolve(name)
+            except SecretError:
+                continue
+        return self.known_values()
 
     def remember(self, value: str) -> None:
         """Register a value (or a form derived from a secret) for the Redactor."""
@@ -102,6 +114,13 @@ class SecretResolver:
 
     def known_values(self) -> frozenset[str]:
         return frozenset(self._seen)
+
+
+def _encoded_forms(value: str) -> list[str]:
+    """Base64 forms of a secret an upstream might echo (standard, URL-safe, unpadded)."""
+    raw = value.encode("utf-8")
+    forms = {base64.b64encode(raw).decode("ascii"), base64.urlsafe_b64encode(raw).decode("ascii")}
+    return sorted(forms | {f.rstrip("=") for f in forms})
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +229,7 @@ class Redactor:
     def _values(self) -> list[str]:
         values = set(self._extra)
         if self._resolver is not None:
-            values |= self._resolver.known_values()
+            values |= self._resolver.configured_values()
         return sorted(values, key=len, reverse=True)  # longest first: derived forms included
 
     def scrub(self, value: Any) -> Any:

@@ -16,7 +16,7 @@ from gateway.digest import canonical_json, sha256_hex
 from gateway.ports import ToolPinStore
 
 __all__ = ["tool_definition", "tool_fingerprint", "PinCheck", "PinChecker", "ToolPins",
-           "GatewayPins"]
+           "GatewayPins", "repin_current"]
 
 ChangedHook = Callable[[str, str, str], Awaitable[None]]
 
@@ -83,17 +83,67 @@ class _GatewayPinPort(Protocol):
 
 
 class GatewayPins:
-    """Pins through the Gateway (its own ToolPinStore), for when the core owns the store."""
+    """Pins through the Gateway (its own ToolPinStore), for when the core owns the store.
 
-    def __init__(self, gateway: _GatewayPinPort) -> None:
+    A confirmed match is remembered for `confirm_ttl_s` (gateway clock), so the hot path does
+    not read the pin store on every call; a changed definition has a new fingerprint and is
+    always checked against the store. The fingerprint of a listed tool object is computed once.
+    """
+
+    def __init__(self, gateway: _GatewayPinPort, *, confirm_ttl_s: float = 5.0) -> None:
         self._gateway = gateway
         self._reported: set[tuple[str, str]] = set()
+        self._ttl = confirm_ttl_s
+        self._confirmed: dict[tuple[str, str], float] = {}  # (tool, fingerprint) -> until
+        self._fps: dict[str, tuple[t.Tool, str]] = {}  # tool -> (definition object, fingerprint)
+
+    def _fingerprint(self, name: str, tool: t.Tool) -> str:
+        hit = self._fps.get(name)
+        if hit is not None and hit[0] is tool:
+            return hit[1]
+        fp = tool_fingerprint(name, tool)
+        if len(self._fps) > 10_000:
+            self._fps.clear()
+        self._fps[name] = (tool, fp)
+        return fp
+
+    def _now(self) -> float:
+        clock = getattr(self._gateway, "clock", None)
+        return float(clock.now()) if clock is not None else 0.0
 
     async def check(self, name: str, tool: t.Tool) -> PinCheck:
-        fp = tool_fingerprint(name, tool)
-        if await self._gateway.check_tool_pin(name, fp):
+        fp = self._fingerprint(name, tool)
+        now = self._now()
+        if self._confirmed.get((name, fp), float("-inf")) > now:
             return PinCheck(True, fp, fp)
+        if await self._gateway.check_tool_pin(name, fp):
+            if len(self._confirmed) > 10_000:
+                self._confirmed.clear()
+            if self._ttl > 0:
+                self._confirmed[(name, fp)] = now + self._ttl
+            return PinCheck(True, fp, fp)
+        self._confirmed.pop((name, fp), None)
         if (name, fp) not in self._reported:
-            await self._gateway.record_tool_changed(name, "", fp)
+            store = getattr(self._gateway, "pins", None)  # the pinned fingerprint, for the record
+            old = (await store.get(name) if store is not None else None) or ""
+            await self._gateway.record_tool_changed(name, old, fp)
             self._reported.add((name, fp))
         return PinCheck(False, fp, None)
+
+
+class _RepinPort(Protocol):
+    async def repin_tool(self, principal: Any, tool: str, fingerprint: str) -> None: ...
+
+
+async def repin_current(gateway: _RepinPort, upstreams: Any, admin: Any, public_name: str) -> str:
+    """The admin's re-pin: accept the definition the upstream serves now for `public_name`.
+
+    Raises LookupError when no connected upstream serves that tool; the gateway refuses a
+    non-admin (`forbidden`). Returns the new fingerprint.
+    """
+    routed = await upstreams.find_tool(public_name)
+    if routed is None:
+        raise LookupError(public_name)
+    fp = tool_fingerprint(public_name, routed.tool)
+    await gateway.repin_tool(admin, public_name, fp)
+    return fp

@@ -222,37 +222,16 @@ class SqliteEngine:
                 return
 
     def _process(self, items: list[tuple[Any, ...]]) -> dict[Any, _Deliveries]:
+        """One round of group commit: every queued write job (each in its own savepoint) and
+        every queued audit append go into ONE transaction, so the round costs one fsync; each
+        caller is answered only after that COMMIT."""
         out: dict[Any, _Deliveries] = {}
         audits = [i for i in items if i[0] == "audit"]
         jobs = [i for i in items if i[0] != "audit"]
-        if len(jobs) == 1:
-            out.setdefault(jobs[0][3], []).append(self._job(jobs[0][1], jobs[0][2]))
-        elif jobs:
-            for loop, delivery in self._jobs(jobs):
-                out.setdefault(loop, []).append(delivery)
-        if audits:
-            for fut, ok, value, loop in self._commit_audit(audits):
-                out.setdefault(loop, []).append((fut, ok, value))
-        return out
-
-    def _job(self, fn: Callable[[sqlite3.Connection], Any], fut: Any) -> tuple[Any, bool, Any]:
         c = self._wconn
-        try:
-            c.execute("BEGIN IMMEDIATE")
-            value = fn(c)
-            c.execute("COMMIT")
-            return (fut, True, value)
-        except Exception as exc:
-            self._rollback()
-            if isinstance(exc, sqlite3.Error):
-                exc = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
-            return (fut, False, exc)
-
-    def _jobs(self, jobs: list[tuple[Any, ...]]) -> list[tuple[Any, tuple[Any, bool, Any]]]:
-        """Group commit for plain writes: one transaction, one savepoint per job, so a job that
-        fails rolls back alone; every caller is answered only after the one COMMIT."""
-        c = self._wconn
-        results: list[tuple[Any, tuple[Any, bool, Any]]] = []
+        job_results: list[tuple[Any, tuple[Any, bool, Any]]] = []
+        audit_results: list[tuple[Any, bool, Any, Any]] = []
+        new_head: tuple[int, str] | None = None
         try:
             c.execute("BEGIN IMMEDIATE")
             for _, fn, fut, loop in jobs:
@@ -260,19 +239,29 @@ class SqliteEngine:
                 try:
                     value = fn(c)
                     c.execute("RELEASE job")
-                    results.append((loop, (fut, True, value)))
+                    job_results.append((loop, (fut, True, value)))
                 except Exception as exc:
                     c.execute("ROLLBACK TO job")
                     c.execute("RELEASE job")
                     if isinstance(exc, sqlite3.Error):
                         exc = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
-                    results.append((loop, (fut, False, exc)))
+                    job_results.append((loop, (fut, False, exc)))
+            if audits:
+                audit_results, new_head = self._insert_audit(audits)
             c.execute("COMMIT")
         except Exception as exc:
             self._rollback()
             err = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
-            return [(loop, (fut, False, err)) for _, _, fut, loop in jobs]
-        return results
+            for item in items:
+                out.setdefault(item[3], []).append((item[2], False, err))
+            return out
+        if new_head is not None:
+            self.head_seq, self.head_hash = new_head
+        for loop, delivery in job_results:
+            out.setdefault(loop, []).append(delivery)
+        for fut, ok, value, loop in audit_results:
+            out.setdefault(loop, []).append((fut, ok, value))
+        return out
 
     def _rollback(self) -> None:
         try:
@@ -317,25 +306,19 @@ class SqliteEngine:
             pending.append((fut, recs, loop))
         return rows, cps, pending, rejected, seq, prev
 
-    def _commit_audit(self, items: list[tuple[Any, ...]]) -> list[tuple[Any, bool, Any, Any]]:
+    def _insert_audit(self, items: list[tuple[Any, ...]]
+                      ) -> tuple[list[tuple[Any, bool, Any, Any]], tuple[int, str]]:
+        """Seal and insert queued appends inside the caller's open transaction."""
         c = self._wconn
-        try:
-            c.execute("BEGIN IMMEDIATE")
-            rows, cps, pending, rejected, seq, prev = self._seal(items, *self._db_head())
-            if rows:
-                c.executemany(f"INSERT INTO audit_records ({RECORD_COLUMNS}) "
-                              "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-            if cps:
-                c.executemany("INSERT INTO audit_checkpoints (seq, hash, ts, kid, sig) "
-                              "VALUES (?,?,?,?,?)",
-                              [(x.seq, x.hash, x.ts, x.kid, x.sig) for x in cps])
-            c.execute("COMMIT")
-        except Exception as exc:
-            self._rollback()
-            err = StoreUnavailable(f"audit append failed: {type(exc).__name__}")
-            return [(fut, False, err, loop) for _, _, fut, loop in items]
-        self.head_seq, self.head_hash = seq, prev
-        return rejected + [(fut, True, recs, loop) for fut, recs, loop in pending]
+        rows, cps, pending, rejected, seq, prev = self._seal(items, *self._db_head())
+        if rows:
+            c.executemany(f"INSERT INTO audit_records ({RECORD_COLUMNS}) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        if cps:
+            c.executemany("INSERT INTO audit_checkpoints (seq, hash, ts, kid, sig) "
+                          "VALUES (?,?,?,?,?)",
+                          [(x.seq, x.hash, x.ts, x.kid, x.sig) for x in cps])
+        return rejected + [(fut, True, recs, loop) for fut, recs, loop in pending], (seq, prev)
 
     def _final_checkpoint(self) -> None:
         if self.signer is None:

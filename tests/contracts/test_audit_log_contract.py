@@ -174,7 +174,7 @@ async def test_sqlite_writer_bug_fails_the_round_closed(tmp_path, monkeypatch):
         def boom(items):  # type: ignore[no-untyped-def]
             raise RuntimeError("bug")
 
-        monkeypatch.setattr(h.stores.engine, "_commit_audit", boom)
+        monkeypatch.setattr(h.stores.engine, "_insert_audit", boom)
         with pytest.raises(StoreUnavailable):
             await h.stores.audit.append(_ev(2))
         monkeypatch.undo()

@@ -270,3 +270,20 @@ async def test_policy_reload_is_audited_and_swaps_atomically(gw):
     assert gw.policy is new
     rec = [r for r in await gw.audit.read() if r.type == "policy.loaded"][-1]
     assert rec.data["revision"] == new.revision and rec.data["previous"] == old.revision
+
+
+def test_ids_are_unique_and_differ_after_fork():
+    import os
+
+    from gateway.ids import new_id
+
+    ids = {new_id("x") for _ in range(20_000)}
+    assert len(ids) == 20_000
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, new_id("c").encode())
+        os._exit(0)
+    mine = new_id("c")
+    os.waitpid(pid, 0)
+    assert os.read(r, 100).decode() != mine

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import posixpath
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policies.conditions import ConditionError, compile_constraint, resolve_arg
+from policies.patterns import canonical_path
 
 
 def sat(spec: dict, value: object) -> bool:
@@ -212,3 +217,26 @@ def test_missing_argument_never_satisfies() -> None:
     found, value = resolve_arg({}, "absent")
     assert not found  # callers treat "not found" as "constraint not satisfied"
     assert c.test(value)  # which is why absence must be checked before the value
+
+
+def _reference_canonical(value: str) -> str | None:
+    if not value.startswith("/") or "\x00" in value:
+        return None
+    if value == "/":
+        return "/"
+    body = value[1:]
+    if body.endswith("/"):
+        body = body[:-1]
+    if any(part in ("", ".", "..") for part in body.split("/")):
+        return None
+    return "/" + body
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.sampled_from(["a", ".", "..", "", "/", "b.c", "..x", ".y", "\x00"]), max_size=7))
+def test_canonical_paths_match_the_reference(parts: list[str]) -> None:
+    for value in ("".join(parts), "/" + "/".join(parts)):
+        got = canonical_path(value)
+        assert got == _reference_canonical(value), value
+        if got is not None:
+            assert posixpath.normpath(got) == got or got == "/"

@@ -132,3 +132,36 @@ def test_deterministic_and_order_independent_within_an_effect(
     assert second[0] == first[0]
     if first[0] == "deny" and first[2]:
         assert set(second[2]) == set(first[2])
+
+
+strings = st.text(alphabet="ab/.x", max_size=6)
+pattern_st = st.one_of(
+    st.builds(lambda s: {"prefix": s}, strings),
+    st.builds(lambda s: {"glob": s}, st.text(alphabet="ab/*?x", max_size=5)),
+    st.builds(lambda s: {"regex": s}, st.sampled_from(["a.*", "(?:b|x)+", "[ab]/x", "(a)\\1", "(?i)A", "x?"])),
+    st.builds(lambda s: {"eq": s}, strings),
+    st.builds(lambda s: {"in": s}, st.lists(strings, min_size=1, max_size=3)),
+)  # fmt: skip
+single_rule_st = st.fixed_dictionaries(
+    {
+        "effect": st.sampled_from(["deny", "review", "allow"]),
+        "when": st.fixed_dictionaries(
+            {"args": st.dictionaries(st.sampled_from(["p", "q"]), pattern_st, min_size=1, max_size=1)},
+            optional={"tool": st.sampled_from(["a.x", "a.*"])},
+        ),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(
+    st.lists(st.one_of(single_rule_st, rule_st), min_size=1, max_size=10),
+    st.fixed_dictionaries({}, optional={"p": st.one_of(strings, st.integers()), "q": strings}),
+    st.sampled_from(["a.x", "a.y", "b.z"]),
+)
+def test_the_rule_index_finds_exactly_the_matching_rules(rules, args, tool) -> None:
+    policy = build(rules, [], [])
+    ctx = RuleContext(agent_id="a1", role="agent", tool=tool, arguments=args, tier="low",
+                      now=1_767_225_600 + 10 * 3600)  # fmt: skip
+    naive = [r.hit() for r in policy.rules if r.matches(ctx)]
+    assert policy.evaluate(ctx) == naive

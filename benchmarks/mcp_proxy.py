@@ -1,0 +1,296 @@
+"""tools/call latency through JITGate next to a direct call and a plain pass-through proxy.
+
+    .venv/bin/python benchmarks/mcp_proxy.py [--calls 300] [--warmup 30] [--profile]
+
+One run measures, over stdio and over streamable HTTP, `echo` on server-everything (the npm
+peer from tests/peers, installed by scripts/install_peers.sh):
+
+  direct   Python SDK client -> upstream
+  plain    client -> a pass-through proxy on the same SDK (low-level Server, no authorization)
+           -> upstream
+  jitgate  client -> JITGate (`jitgate mcp` / `jitgate serve`, real Gateway, sqlite store in a
+           temp dir, a grant covering the tool) -> upstream
+
+Each proxy runs in its own process, as in production; calls are sequential after a warm-up.
+Prints p50/p99 latency and calls/s per row, and the ratio JITGate p50 / plain p50 (target
+<= 1.15). `--profile` runs the stdio JITGate under cProfile and prints its top functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx2  # noqa: E402
+import mcp.types as t  # noqa: E402
+import yaml  # noqa: E402
+from mcp import Client, StdioServerParameters  # noqa: E402
+from mcp.client.stdio import stdio_client  # noqa: E402
+from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+
+EVERYTHING = ROOT / "tests" / "peers" / "node_modules" / ".bin" / "mcp-server-everything"
+JITGATE = Path(sys.executable).parent / "jitgate"
+TARGET = 1.15
+POLICY = {
+    "version": 1, "name": "bench", "description": "the benchmark's tool and role",
+    "tiers": {"low": {"max_ttl_s": 3600, "approval": "auto", "credential_ttl_s": 30},
+              "privileged": {"max_ttl_s": 900, "approval": "one_human", "credential_ttl_s": 15},
+              "critical": {"max_ttl_s": 300, "approval": "two_humans", "credential_ttl_s": 10}},
+    "tools": [{"match": "every.*", "tier": "low", "effect": "read", "audience": "mcp:every"}],
+    "roles": {"bench": {"description": "the benchmark agent", "max_tier": "low",
+                        "baseline": [], "ceiling": [{"tool": "every.*"}]}},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+# -- the plain pass-through proxy (run as a child: `mcp_proxy.py plain stdio|http URL PORT`) -----
+
+def serve_plain(transport: str, upstream_url: str | None, port: int | None) -> None:
+    import anyio
+    import uvicorn
+    from mcp.server import Server
+    from mcp.server.stdio import stdio_server
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    async def main() -> None:
+        if upstream_url:
+            http = httpx2.AsyncClient(timeout=30)
+            target: Any = streamable_http_client(upstream_url, http_client=http)
+        else:
+            target = stdio_client(StdioServerParameters(command=str(EVERYTHING), args=["stdio"]),
+                                  errlog=open(os.devnull, "w"))
+        async with Client(target, cache=None) as up:
+            async def list_tools(ctx: Any, params: Any) -> t.ListToolsResult:
+                page = await up.list_tools(cursor=params.cursor if params else None)
+                return t.ListToolsResult(tools=page.tools, next_cursor=page.next_cursor)
+
+            async def call_tool(ctx: Any, params: t.CallToolRequestParams) -> t.CallToolResult:
+                r = await up.call_tool(params.name, params.arguments or {})
+                return t.CallToolResult(content=r.content, structured_content=r.structured_content,
+                                        is_error=r.is_error)
+
+            server = Server("plain", on_list_tools=list_tools, on_call_tool=call_tool)
+            if transport == "stdio":
+                async with stdio_server() as (r, w):
+                    await server.run(r, w, server.create_initialization_options())
+                return
+            app = server.streamable_http_app()
+
+            @contextlib.asynccontextmanager
+            async def lifespan(_a: Any) -> AsyncIterator[None]:
+                async with server.session_manager.run():
+                    yield
+
+            host = Starlette(routes=[Mount("/", app=app)], lifespan=lifespan)
+            cfg = uvicorn.Config(host, host="127.0.0.1", port=port or 0, log_level="error",
+                                 access_log=False)
+            await uvicorn.Server(cfg).serve()
+
+    anyio.run(main)
+
+
+# -- measuring ------------------------------------------------------------------------------------
+
+async def measure(target: Any, tool: str, calls: int, warmup: int,
+                  headers: dict[str, str] | None = None) -> list[float]:
+    async with contextlib.AsyncExitStack() as stack:
+        if isinstance(target, str):
+            http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers or {},
+                                                                      timeout=60))
+            target = streamable_http_client(target, http_client=http)
+        client = await stack.enter_async_context(Client(target, cache=None,
+                                                        read_timeout_seconds=60))
+        for i in range(warmup):
+            res = await client.call_tool(tool, {"message": f"warm {i}"})
+            if res.is_error:
+                raise RuntimeError(f"{tool}: {res.content[0].text if res.content else res}")
+        out = []
+        for i in range(calls):
+            start = time.perf_counter()
+            await client.call_tool(tool, {"message": f"call {i}"})
+            out.append(time.perf_counter() - start)
+        return out
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+class JitgateSetup:
+    """A data dir with a key for policy role `bench`, the policy, a config and an active grant."""
+
+    def __init__(self, base: Path, upstream: dict[str, Any]) -> None:
+        self.data = base / "data"
+        policy = base / "bench-policy.yaml"
+        policy.write_text(yaml.safe_dump(POLICY))
+        self.config = base / "jitgate.yaml"
+        self.config.write_text(yaml.safe_dump({"policy_files": [str(policy)],
+                                               "upstreams": [upstream]}))
+        out = subprocess.run([str(JITGATE), "keys", "create", "--role", "agent", "--name",
+                              "bench", "--policy-role", "bench", "--data-dir", str(self.data)],
+                             check=True, capture_output=True, text=True)
+        self.key = out.stdout.strip().splitlines()[-1]
+        self.policy = policy
+        self.grant = ""
+
+    @classmethod
+    async def create(cls, base: Path, upstream: dict[str, Any]) -> "JitgateSetup":
+        setup = cls(base, upstream)
+        setup.grant = await setup._grant(setup.policy)
+        return setup
+
+    async def _grant(self, policy: Path) -> str:
+        from adapters.compose import build_runtime
+        from gateway.config import Settings
+        from gateway.grants import GrantRequest
+
+        runtime = await build_runtime(Settings(data_dir=self.data, policy_files=[str(policy)]))
+        try:
+            principal = await runtime.gateway.authenticate(self.key)
+            grant = await runtime.gateway.request_grant(principal, GrantRequest(
+                objective="benchmark echo", scope=[{"tool": "every.echo"}], ttl_s=3600))
+            return grant.grant_id
+        finally:
+            await runtime.close()
+
+
+def stdio_jitgate(setup: JitgateSetup, profile_to: Path | None = None) -> StdioServerParameters:
+    args = ["mcp", "--data-dir", str(setup.data), "--config", str(setup.config)]
+    command = str(JITGATE)
+    if profile_to is not None:
+        command, args = sys.executable, ["-m", "cProfile", "-o", str(profile_to), str(JITGATE), *args]
+    return StdioServerParameters(command=command, args=args,
+                                 env={"JITGATE_AGENT_KEY": setup.key,
+                                      "JITGATE_GRANT_ID": setup.grant})
+
+
+async def run(calls: int, warmup: int, profile: bool) -> int:
+    if not os.access(EVERYTHING, os.X_OK):
+        print("benchmark needs tests/peers (run scripts/install_peers.sh)", file=sys.stderr)
+        return 2
+    rows: list[tuple[str, str, list[float]]] = []
+    devnull = open(os.devnull, "w")  # noqa: SIM115
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        # stdio
+        every = StdioServerParameters(command=str(EVERYTHING), args=["stdio"])
+        rows.append(("stdio", "direct", await measure(stdio_client(every, errlog=devnull),
+                                                      "echo", calls, warmup)))
+        plain = StdioServerParameters(command=sys.executable, args=[__file__, "plain", "stdio"])
+        rows.append(("stdio", "plain proxy", await measure(stdio_client(plain, errlog=devnull),
+                                                           "echo", calls, warmup)))
+        (base / "s").mkdir()
+        setup = await JitgateSetup.create(base / "s", {"name": "every", "transport": "stdio",
+                                          "command": str(EVERYTHING), "args": ["stdio"]})
+        rows.append(("stdio", "jitgate", await measure(
+            stdio_client(stdio_jitgate(setup), errlog=devnull), "every.echo", calls, warmup)))
+
+        # streamable HTTP: upstream, proxies and JITGate each in their own process
+        up_port, plain_port, gw_port = free_port(), free_port(), free_port()
+        procs = [subprocess.Popen([str(EVERYTHING), "streamableHttp"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL,
+                                  env={**os.environ, "PORT": str(up_port)})]
+        try:
+            wait_port(up_port, procs[0])
+            up_url = f"http://127.0.0.1:{up_port}/mcp"
+            procs.append(subprocess.Popen([sys.executable, __file__, "plain", "http", up_url,
+                                           str(plain_port)], stderr=subprocess.DEVNULL))
+            (base / "h").mkdir()
+            hsetup = await JitgateSetup.create(base / "h", {"name": "every", "transport": "http",
+                                               "url": up_url})
+            procs.append(subprocess.Popen(
+                [str(JITGATE), "serve", "--data-dir", str(hsetup.data), "--config",
+                 str(hsetup.config), "--port", str(gw_port)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_port(plain_port, procs[1])
+            wait_port(gw_port, procs[2])
+            rows.append(("http", "direct", await measure(up_url, "echo", calls, warmup)))
+            rows.append(("http", "plain proxy", await measure(
+                f"http://127.0.0.1:{plain_port}/mcp", "echo", calls, warmup)))
+            rows.append(("http", "jitgate", await measure(
+                f"http://127.0.0.1:{gw_port}/mcp", "every.echo", calls, warmup,
+                headers={"Authorization": f"Bearer {hsetup.key}",
+                         "X-JITGate-Grant": hsetup.grant})))
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(10)
+
+        print(f"tools/call echo, {calls} sequential calls after {warmup} warm-up calls")
+        print(f"{'transport':<10}{'path':<14}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>10}")
+        p50: dict[tuple[str, str], float] = {}
+        for transport, path, lat in rows:
+            p50[(transport, path)] = pct(lat, 50)
+            print(f"{transport:<10}{path:<14}{pct(lat, 50) * 1e3:>9.2f}{pct(lat, 99) * 1e3:>9.2f}"
+                  f"{len(lat) / sum(lat):>10.0f}")
+        worst = 0.0
+        for transport in ("stdio", "http"):
+            ratio = p50[(transport, "jitgate")] / p50[(transport, "plain proxy")]
+            worst = max(worst, ratio)
+            print(f"{transport}: JITGate p50 / plain proxy p50 = {ratio:.2f} (target <= {TARGET})")
+
+        if profile:
+            prof = base / "jitgate.prof"
+            await measure(stdio_client(stdio_jitgate(setup, prof), errlog=devnull),
+                          "every.echo", calls, warmup)
+            import pstats
+
+            for _ in range(100):  # the child writes its profile when it exits
+                if prof.exists():
+                    break
+                await asyncio.sleep(0.05)
+            stats = pstats.Stats(str(prof))
+            stats.sort_stats("cumulative").print_stats(r"(gateway|adapters|policies)/", 25)
+            stats.sort_stats("tottime").print_stats(15)
+    return 0 if worst <= TARGET else 1
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["plain"]:
+        transport = sys.argv[2]
+        serve_plain(transport, sys.argv[3] if transport == "http" else None,
+                    int(sys.argv[4]) if transport == "http" else None)
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--profile", action="store_true")
+    a = ap.parse_args()
+    raise SystemExit(asyncio.run(run(a.calls, a.warmup, a.profile)))
+
+
+if __name__ == "__main__":
+    main()
