@@ -66,26 +66,29 @@ _GRANT_STATE_CODES = {
 }
 
 
-def decide(call: ToolCall, facts: Facts, policy: PolicySet) -> Decision:
-    tier = policy.tier_of(call.tool).name
+_EFFECTS = {e.value: e for e in Effect}
 
-    def out(effect: Effect, code: str, reasons: Sequence[str], rule_ids: Sequence[str] = (),
-            **extra: object) -> Decision:
-        return Decision(
-            decision_id=facts.decision_id,
-            effect=effect,
-            code=code,
-            reasons=tuple(reasons),
-            rule_ids=tuple(rule_ids),
-            policy_revision=policy.revision,
-            tool=call.tool,
-            agent_id=call.agent.id,
-            args_digest=facts.args_digest,
-            grant_id=call.grant_id,
-            tier=tier,
-            signals=facts.new_signals,
-            **extra,  # type: ignore[arg-type]
-        )
+
+class _Out:
+    """Builds the decision for one call (a small class, not a closure made per call)."""
+
+    __slots__ = ("call", "facts", "policy", "tier")
+
+    def __init__(self, call: ToolCall, facts: Facts, policy: PolicySet, tier: str) -> None:
+        self.call, self.facts, self.policy, self.tier = call, facts, policy, tier
+
+    def __call__(self, effect: Effect, code: str, reasons: Sequence[str],
+                 rule_ids: Sequence[str] = (), **extra: object) -> Decision:
+        call, facts = self.call, self.facts
+        return Decision(facts.decision_id, effect, code, tuple(reasons), tuple(rule_ids),
+                        self.policy.revision, call.tool, call.agent.id, facts.args_digest,
+                        call.grant_id, self.tier, signals=facts.new_signals,
+                        **extra)  # type: ignore[arg-type]
+
+
+def decide(call: ToolCall, facts: Facts, policy: PolicySet) -> Decision:
+    out = _Out(call, facts, policy, policy.tier_of(call.tool).name)
+    tier = out.tier
 
     if facts.invalid_arguments is not None:
         return out(Effect.DENY, "invalid_arguments", [facts.invalid_arguments], ["schema"])
@@ -134,7 +137,7 @@ def decide(call: ToolCall, facts: Facts, policy: PolicySet) -> Decision:
     )
     scope = facts.grant_scope if grant is not None else None
     effect_s, code, rule_ids, reasons = verdict(policy, ctx, scope)
-    effect = Effect(effect_s)
+    effect = _EFFECTS[effect_s]
 
     drifted = _drift_crossed(grant, facts)
     if drifted is not None:
