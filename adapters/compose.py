@@ -42,6 +42,10 @@ class Runtime:
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def close(self) -> None:
+        try:
+            await self.gateway.drain()
+        except Exception:
+            log.error("outcomes still pending at shutdown could not be recorded")
         for closer in reversed(self.closers):
             try:
                 await closer()

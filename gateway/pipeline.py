@@ -143,6 +143,8 @@ class Gateway:
         self._scope_cache: dict[tuple[str, int], tuple[Any, ...]] = {}
         self._grant_listeners: list[Callable[[str, GrantStatus], Any]] = []
         self._decision_listeners: list[Callable[[Decision], None]] = []
+        # outcome records still being written after the answer went back (see `report`)
+        self._pending: dict[str, set[asyncio.Task[None]]] = {}
         self.grants.on_change(self._grant_changed)
 
     # -- policy --------------------------------------------------------------------------
@@ -525,8 +527,7 @@ class Gateway:
         while len(self._issued) > _DECISION_CACHE:
             self._issued.popitem(last=False)
 
-    async def complete(self, principal: Principal, decision_id: str, outcome: CallOutcome) -> None:
-        """Record what the tool returned: audit, drift detectors, one-shot lease released."""
+    def _claim(self, principal: Principal, decision_id: str) -> _Issued:
         issued = self._issued.get(decision_id)
         if issued is None:
             raise GatewayError("decision_not_found", f"no open decision {decision_id}")
@@ -535,26 +536,77 @@ class Gateway:
         if issued.completed:
             raise GatewayError("conflict", "the result of this call was already reported")
         issued.completed = True
+        return issued
+
+    async def _observe(self, issued: _Issued, outcome: CallOutcome) -> None:
+        """Feed the output to the drift detectors (in memory: before the next decision)."""
+        if self.drift is None or issued.decision.effect is not Effect.ALLOW or outcome.output is None:
+            return
+        try:
+            spec = self._policy.tool_spec(issued.call.tool)
+            await self.drift.observe_output(issued.call, spec, outcome.output)
+        except Exception:
+            log.error("drift monitor failed to observe %s", issued.decision.decision_id)
+
+    async def _record_outcome(self, principal: Principal, issued: _Issued,
+                              outcome: CallOutcome) -> None:
         try:
             size = len(canonical_json(outcome.output)) if outcome.output is not None else 0
             out_digest = sha256_hex(canonical_json(outcome.output)) if outcome.output is not None else None
         except Exception:
             size, out_digest = len(str(outcome.output)), None
-        await self.audit.append(AuditEvent(
+        writes = [self.audit.append(AuditEvent(
             type="call.completed", actor=principal.id, grant_id=issued.call.grant_id,
-            decision_id=decision_id, ts=self.clock.now(),
+            decision_id=issued.decision.decision_id, ts=self.clock.now(),
             data={"ok": outcome.ok, "error": (outcome.error or "")[:500] or None,
                   "output_digest": out_digest, "output_bytes": size,
                   "effect": issued.decision.effect.value,
-                  "lease_id": issued.lease.lease_id if issued.lease else None}))
+                  "lease_id": issued.lease.lease_id if issued.lease else None}))]
         if issued.lease is not None:
-            await self._end_leases([issued.lease], "used")
-        if self.drift is not None and issued.decision.effect is Effect.ALLOW and outcome.output is not None:
-            try:
-                spec = self._policy.tool_spec(issued.call.tool)
-                await self.drift.observe_output(issued.call, spec, outcome.output)
-            except Exception:
-                log.error("drift monitor failed to observe %s", decision_id)
+            writes.append(self._end_leases([issued.lease], "used"))
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        if isinstance(results[0], BaseException):
+            raise results[0]
+
+    async def complete(self, principal: Principal, decision_id: str, outcome: CallOutcome) -> None:
+        """Record what the tool returned: drift detectors, audit, one-shot lease released."""
+        issued = self._claim(principal, decision_id)
+        await self._observe(issued, outcome)
+        await self._record_outcome(principal, issued, outcome)
+
+    async def report(self, principal: Principal, decision_id: str, outcome: CallOutcome) -> None:
+        """Like `complete`, but the durable part is written after the answer has gone back.
+
+        The drift detectors see the output now, before any later decision; the audit record
+        and the lease release follow in the background (`drain()` waits for them). The
+        decision itself was audited before the call ran.
+        """
+        issued = self._claim(principal, decision_id)
+        await self._observe(issued, outcome)
+        key = issued.call.grant_id or issued.call.agent.id
+        task = asyncio.ensure_future(self._record_quietly(principal, issued, outcome))
+        bucket = self._pending.setdefault(key, set())
+        bucket.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            bucket.discard(t)
+            if not bucket and self._pending.get(key) is bucket:
+                del self._pending[key]
+
+        task.add_done_callback(done)
+
+    async def _record_quietly(self, principal: Principal, issued: _Issued,
+                              outcome: CallOutcome) -> None:
+        try:
+            await self._record_outcome(principal, issued, outcome)
+        except Exception:
+            log.error("could not record the outcome of %s", issued.decision.decision_id)
+
+    async def drain(self) -> None:
+        """Wait for every outcome still being recorded (shutdown, tests)."""
+        while self._pending:
+            tasks = [t for bucket in list(self._pending.values()) for t in bucket]
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def run(self, call: ToolCall, forward: Forward) -> RunResult:
         """Authorize, forward when allowed, and report the outcome: the in-process path."""
@@ -575,6 +627,7 @@ class Gateway:
     # -- reading the trail ---------------------------------------------------------------
 
     async def get_decision(self, principal: Principal, decision_id: str) -> dict[str, Any]:
+        await self.drain()
         records = await self.audit.read(decision_id=decision_id, limit=50)
         decided = [r for r in records if r.type == "call.decided"]
         if not decided:
@@ -590,6 +643,7 @@ class Gateway:
         return out
 
     async def decisions_for_grant(self, principal: Principal, grant_id: str) -> list[dict[str, Any]]:
+        await self.drain()
         await self.grants.get(principal, grant_id)
         records = await self.audit.read(grant_id=grant_id, limit=100_000)
         return [{**dict(r.data), "seq": r.seq, "ts": r.ts} for r in records if r.type == "call.decided"]

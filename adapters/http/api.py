@@ -224,6 +224,7 @@ def api_routes(svc: ApiServices) -> list[Route]:
         principal = await principal_of(request)
         if principal.role is Role.AGENT:
             raise GatewayError("forbidden", "the audit trail is for reviewers and admins")
+        await gw.drain()  # read your writes: outcomes still being recorded land first
         after = _int_param(request, "after_seq", 0, 0, 2**62)
         limit = _int_param(request, "limit", 100, 1, 1000)
         records = await gw.audit.read(after_seq=after, limit=limit,

@@ -55,6 +55,8 @@ class GatewayPort(Protocol):
 
     async def refuse(self, call: ToolCall, code: str, reason: str) -> Any: ...
 
+    async def report(self, principal: Principal, decision_id: str, outcome: CallOutcome) -> None: ...
+
     async def complete(self, principal: Principal, decision_id: str,
                        outcome: CallOutcome) -> None: ...
 
@@ -277,8 +279,9 @@ class McpGateway:
         return result
 
     async def _complete(self, caller: _Caller, decision_id: str, outcome: CallOutcome) -> None:
+        """Drift sees the output now; the durable record follows right after the answer."""
         try:
-            await self.gateway.complete(caller.principal, decision_id, outcome)
+            await self.gateway.report(caller.principal, decision_id, outcome)
         except Exception:  # noqa: BLE001 - the answer is already decided; never lose it here
             log.exception("could not record the outcome of %s", decision_id)
 
