@@ -52,4 +52,6 @@ async def main(out: Path, port: int, drift: bool) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 4:
+        sys.setswitchinterval(float(sys.argv[4]))
     asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "drift"))

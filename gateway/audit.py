@@ -60,55 +60,6 @@ class Signer(Protocol):
     def sign(self, data: bytes) -> bytes: ...
 
 
-_SAFE_INT = 2**53 - 1
-
-
-def _plain(value: Any) -> Any:
-    """`value` with integral floats as ints, or raise _Slow if json.dumps could differ from JCS."""
-    t = type(value)
-    if t is str or value is None or t is bool:
-        return value
-    if t is int:
-        if -_SAFE_INT <= value <= _SAFE_INT:
-            return value
-        raise _Slow
-    if t is float:
-        if value.is_integer() and abs(value) < 1e16:
-            return int(value)
-        if math.isfinite(value) and 1e-4 <= abs(value) < 1e16:
-            return value
-        raise _Slow
-    if t is dict:
-        out = {}
-        for k, v in value.items():
-            if type(k) is not str or not (k.isascii() or max(k) < "\U00010000"):
-                raise _Slow
-            out[k] = _plain(v)
-        return out
-    if t is list or t is tuple:
-        return [_plain(v) for v in value]
-    raise _Slow
-
-
-class _Slow(Exception):
-    pass
-
-
-def _canonical(value: Any) -> bytes:
-    """canonical_json (RFC 8785), with a fast path through the C json encoder.
-
-    For str keys within the BMP, safe integers and floats printed the same way by Python's
-    repr and ECMAScript (integral below 1e16, or between 1e-4 and 1e16), json.dumps with sorted
-    keys and no ASCII escaping emits exactly the JCS bytes; anything else takes rfc8785.
-    """
-    try:
-        text = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False, allow_nan=False)
-        return text.encode("utf-8")
-    except (_Slow, UnicodeEncodeError, ValueError, TypeError, RecursionError):
-        return canonical_json(value)
-
-
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -135,14 +86,14 @@ def record_body(seq: int, event_id: str, ts: float, event: AuditEvent | AuditRec
 def record_hash(record: AuditRecord) -> str:
     """The hash a record's body implies (equals `record.hash` unless it was tampered with)."""
     body = record_body(record.seq, record.event_id, record.ts, record, record.prev_hash)
-    return sha256_hex(_canonical(body))
+    return sha256_hex(canonical_json(body))
 
 
 def seal(event: AuditEvent, seq: int, prev_hash: str, ts: float, event_id: str) -> AuditRecord:
     """Chain one event after (seq - 1, prev_hash)."""
     ts = float(ts)
     body = record_body(seq, event_id, ts, event, prev_hash)
-    digest = sha256_hex(_canonical(body))
+    digest = sha256_hex(canonical_json(body))
     return AuditRecord(seq=seq, event_id=event_id, ts=ts, type=event.type, actor=event.actor,
                        grant_id=event.grant_id, decision_id=event.decision_id,
                        data=body["data"], prev_hash=prev_hash, hash=digest)

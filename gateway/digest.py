@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from typing import Any
 
 import rfc8785
@@ -10,8 +12,55 @@ import rfc8785
 __all__ = ["canonical_json", "sha256_hex", "args_digest"]
 
 
+_SAFE_INT = 2**53 - 1
+
+
+def _plain(value: Any) -> Any:
+    """`value` with integral floats as ints, or raise _Slow if json.dumps could differ from JCS."""
+    t = type(value)
+    if t is str or value is None or t is bool:
+        return value
+    if t is int:
+        if -_SAFE_INT <= value <= _SAFE_INT:
+            return value
+        raise _Slow
+    if t is float:
+        if value.is_integer() and abs(value) < 1e16:
+            return int(value)
+        if math.isfinite(value) and 1e-4 <= abs(value) < 1e16:
+            return value
+        raise _Slow
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str or not (k.isascii() or max(k) < "\U00010000"):
+                raise _Slow
+            out[k] = _plain(v)
+        return out
+    if t is list or t is tuple:
+        return [_plain(v) for v in value]
+    raise _Slow
+
+
+class _Slow(Exception):
+    pass
+
+
 def canonical_json(value: Any) -> bytes:
-    return rfc8785.dumps(value)
+    """canonical_json (RFC 8785), with a fast path through the C json encoder.
+
+    For str keys within the BMP, safe integers and floats printed the same way by Python's
+    repr and ECMAScript (integral below 1e16, or between 1e-4 and 1e16), json.dumps with sorted
+    keys and no ASCII escaping emits exactly the JCS bytes; anything else takes rfc8785.
+    """
+    try:
+        text = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False)
+        return text.encode("utf-8")
+    except (_Slow, UnicodeEncodeError, ValueError, TypeError, RecursionError):
+        return rfc8785.dumps(value)
+
+
 
 
 def sha256_hex(data: bytes) -> str:

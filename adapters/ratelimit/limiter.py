@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from gateway.clock import Clock, SystemClock
 from gateway.model import ToolCall
@@ -48,6 +48,10 @@ class Denials(Protocol):
 class MemoryDenials:
     def __init__(self, max_keys: int = 100_000) -> None:
         self._h = DenialHistory(max_keys=max_keys)
+
+    def empty(self) -> bool:
+        """Nothing denied anywhere: no retry key needs computing (the common case)."""
+        return not self._h._times
 
     async def add(self, key: str, now: float, window_s: float) -> int:
         return self._h.add(key, now, window_s)
@@ -90,13 +94,14 @@ class LimitsRateLimiter:
     def __init__(self, storage: Storage, denials: Denials, clock: Clock | None = None,
                  backoff: RetryBackoff | None = None) -> None:
         self._storage = storage
-        self._windows = MovingWindowRateLimiter(storage)
+        self._windows = SlidingWindowCounterRateLimiter(storage)
         self._denials = denials
         self._clock = clock or SystemClock()
         self._backoff = backoff
         self._items: dict[tuple[int, int], RateLimitItemPerSecond] = {}
         self._rules_cache: tuple[int, list[RateLimitRule]] | None = None
         self._current: RetryBackoff | None = None
+        self._last_key: tuple[ToolCall, str] | None = None
 
     def _rules(self, policy: Any) -> list[RateLimitRule]:
         cached = self._rules_cache
@@ -120,9 +125,9 @@ class LimitsRateLimiter:
         now = self._clock.now()
         backoff = self._current = self._policy_backoff(policy)
         try:
-            key = retry_key(call)
-            times = await self._denials.times(key, now, backoff.window_s)
-            if backoff.retry_after(times, now) is not None:
+            key = None if self._no_denials() else self._retry_key(call)
+            times = await self._denials.times(key, now, backoff.window_s) if key else []
+            if key and backoff.retry_after(times, now) is not None:
                 # the throttled retry counts as one more denial, and the answer says so: after
                 # `retry_after` the next attempt passes the backoff (honest, and growing)
                 n = await self._denials.add(key, now, backoff.window_s)
@@ -146,8 +151,8 @@ class LimitsRateLimiter:
                             policy: Any = None) -> int:
         backoff = self._backoff or (RetryBackoff.from_policy(policy) if policy is not None
                                     else self._current or RetryBackoff())
-        return await self._denials.add(retry_key(call, near_args_digest(call.arguments)),
-                                       self._clock.now(), backoff.window_s)
+        return await self._denials.add(self._retry_key(call), self._clock.now(),
+                                       backoff.window_s)
 
     async def record(self, call: ToolCall, decision: Any) -> None:
         """After a decision: a deny starts or grows the backoff; an allow clears it. (Throttled
@@ -160,7 +165,21 @@ class LimitsRateLimiter:
             await self.record_denial(call)
 
     async def record_allow(self, call: ToolCall, args_digest: str | None = None) -> None:
-        await self._denials.clear(retry_key(call))
+        if not self._no_denials():
+            await self._denials.clear(self._retry_key(call))
+
+    def _no_denials(self) -> bool:
+        empty = getattr(self._denials, "empty", None)
+        return bool(empty and empty())
+
+    def _retry_key(self, call: ToolCall) -> str:
+        """The retry key of a call, computed once for check() and record() of the same call."""
+        last = self._last_key
+        if last is not None and last[0] is call:
+            return last[1]
+        key = retry_key(call, near_args_digest(call.arguments))
+        self._last_key = (call, key)
+        return key
 
     async def reset(self) -> None:
         await self._storage.reset()

@@ -247,14 +247,12 @@ class SqliteLeaseStore:
         self._e = engine
 
     async def add(self, lease: Lease) -> None:
-        def fn(c: sqlite3.Connection) -> None:
-            try:
-                c.execute("INSERT INTO leases (lease_id, grant_id, issued_at, body) "
-                          "VALUES (?,?,?,?)", (lease.lease_id, lease.grant_id, lease.issued_at,
-                                               dumps(lease_to_dict(lease))))
-            except sqlite3.IntegrityError as exc:
-                raise ConcurrentUpdate(f"lease {lease.lease_id} already exists") from exc
-        await self._e.write(fn)
+        try:
+            await self._e.insert("INSERT INTO leases (lease_id, grant_id, issued_at, body) "
+                                 "VALUES (?,?,?,?)", (lease.lease_id, lease.grant_id,
+                                                      lease.issued_at, dumps(lease_to_dict(lease))))
+        except sqlite3.IntegrityError as exc:
+            raise ConcurrentUpdate(f"lease {lease.lease_id} already exists") from exc
 
     async def get(self, lease_id: str) -> Lease | None:
         def fn(c: sqlite3.Connection) -> Lease | None:
