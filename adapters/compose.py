@@ -104,6 +104,21 @@ def _workload_verifier(settings: Settings, clock: Clock) -> Any:
 
 async def build_runtime(settings: Settings, *, clock: Clock | None = None,
                         policy: PolicySet | None = None) -> Runtime:
+    """Build everything; if any part fails, what was already started is closed again."""
+    closers: list[Callable[[], Awaitable[None]]] = []
+    try:
+        return await _build_runtime(settings, clock, policy, closers)
+    except BaseException:
+        for closer in reversed(closers):
+            try:
+                await closer()
+            except Exception:
+                log.error("error while closing a half-built runtime")
+        raise
+
+
+async def _build_runtime(settings: Settings, clock: Clock | None, policy: PolicySet | None,
+                         closers: list[Callable[[], Awaitable[None]]]) -> Runtime:
     from adapters.credentials.call_token import CallTokenIssuer
     from adapters.credentials.introspection import introspect
     from adapters.credentials.keyring import Keyring
@@ -112,7 +127,6 @@ async def build_runtime(settings: Settings, *, clock: Clock | None = None,
 
     clock = clock or SystemClock()
     policy = policy or load_policy(settings)
-    closers: list[Callable[[], Awaitable[None]]] = []
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
 

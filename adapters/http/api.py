@@ -42,6 +42,8 @@ class ApiServices:
     verify_audit: Callable[[], Awaitable[dict]] | None = None
     http_tools: dict[str, Callable[..., Awaitable[Any]]] = field(default_factory=dict)
     public_url: str = ""
+    # (admin, tool) -> new fingerprint: accept the definition an upstream serves now
+    repin: Callable[[Principal, str], Awaitable[str]] | None = None
 
 
 def _bearer(request: Request) -> str:
@@ -217,6 +219,23 @@ def api_routes(svc: ApiServices) -> list[Route]:
             raise GatewayError("not_found", f"unknown action {action}")
         return JSONResponse(approval.public())
 
+    # -- tools ------------------------------------------------------------------------
+
+    async def repin_tool(request: Request) -> Response:
+        """Admin: accept a changed upstream tool definition (re-pin it)."""
+        principal = await principal_of(request)
+        await body(request, NoteBody, allow_empty=True)
+        if principal.role is not Role.ADMIN:
+            raise GatewayError("forbidden", "only an admin re-pins a tool")
+        tool = request.path_params["tool"]
+        if svc.repin is None:
+            raise GatewayError("not_found", "no upstream tools are configured")
+        try:
+            fingerprint = await svc.repin(principal, tool)
+        except LookupError:
+            raise GatewayError("not_found", f"no upstream serves {tool}") from None
+        return JSONResponse({"tool": tool, "fingerprint": fingerprint, "pinned": True})
+
     # -- audit ------------------------------------------------------------------------
 
     async def audit(request: Request) -> Response:
@@ -278,6 +297,7 @@ def api_routes(svc: ApiServices) -> list[Route]:
         R("/v1/calls", guarded(call_tool), methods=["POST"]),
         R("/v1/approvals", guarded(list_approvals), methods=["GET"]),
         R("/v1/approvals/{approval_id}/{action:str}", guarded(approval_action), methods=["POST"]),
+        R("/v1/tools/{tool}/repin", guarded(repin_tool), methods=["POST"]),
         R("/v1/audit", guarded(audit), methods=["GET"]),
         R("/v1/audit/verify", guarded(audit_verify), methods=["GET"]),
         R("/v1/introspect", guarded(introspect), methods=["POST"]),

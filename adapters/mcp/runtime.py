@@ -60,6 +60,13 @@ async def attach_to_runtime(runtime: Any) -> None:
 
     runtime.extras["mcp"] = (app, lifespan)
     runtime.extras["upstreams"] = upstreams
+    if runtime.services is not None:
+        from .pinning import repin_current
+
+        async def repin(admin: Any, tool: str) -> str:
+            return await repin_current(runtime.gateway, upstreams, admin, tool)
+
+        runtime.services.repin = repin
 
 
 async def run_stdio_cli(settings: Settings) -> int:

@@ -79,12 +79,16 @@ async def test_changed_upstream_tool_is_refused_until_an_admin_repins(tmp_path) 
             again = await c.call_tool("fix.echo", {"text": "c"})
             assert again.structured_content["code"] in ("tool_changed", "grant_revoked_drift")
 
-            with pytest.raises(GatewayError) as err:  # only an admin re-pins
+            # only an admin re-pins, through the API
+            refused = await api(live, "tester", "POST", "/v1/tools/fix.echo/repin", None)
+            assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+            with pytest.raises(GatewayError) as err:  # the Python API refuses the same way
                 live.run(repin_current(live.runtime.gateway, ups, principal_of(live, "tester"),
                                        "fix.echo"))
             assert err.value.code == "forbidden"
-            fp = live.run(repin_current(live.runtime.gateway, ups, principal_of(live, "admin"),
-                                        "fix.echo"))
+            repinned = await api(live, "admin", "POST", "/v1/tools/fix.echo/repin", None)
+            assert repinned.status_code == 200, repinned.text
+            fp = repinned.json()["fingerprint"]
             assert fp == tool_fingerprint("fix.echo", (await ups_tool(live, "fix.echo")))
 
         types = [r.type for r in audit(live)]
