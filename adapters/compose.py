@@ -153,7 +153,8 @@ async def _build_runtime(settings: Settings, clock: Clock | None, policy: Policy
         from adapters.storage.sqlite import open_sqlite
 
         stores = open_sqlite(data_dir, signer=Ed25519FileSigner(data_dir),
-                             checkpoint_every=settings.audit_checkpoint_every, clock=clock)
+                             checkpoint_every=settings.audit_checkpoint_every, clock=clock,
+                             sync=settings.audit_sync)
         closers.append(stores.close)
         keyring = Keyring.open(data_dir / "keys", clock)
 

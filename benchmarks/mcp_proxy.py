@@ -151,23 +151,26 @@ def pct(values: list[float], p: float) -> float:
 class JitgateSetup:
     """A data dir with a key for policy role `bench`, the policy, a config and an active grant."""
 
-    def __init__(self, base: Path, upstream: dict[str, Any]) -> None:
+    def __init__(self, base: Path, upstream: dict[str, Any],
+                 extra: dict[str, Any] | None = None) -> None:
         self.data = base / "data"
         policy = base / "bench-policy.yaml"
         policy.write_text(yaml.safe_dump(POLICY))
         self.config = base / "jitgate.yaml"
         self.config.write_text(yaml.safe_dump({"policy_files": [str(policy)],
-                                               "upstreams": [upstream]}))
+                                               "upstreams": [upstream], **(extra or {})}))
         out = subprocess.run([str(JITGATE), "keys", "create", "--role", "agent", "--name",
                               "bench", "--policy-role", "bench", "--data-dir", str(self.data)],
                              check=True, capture_output=True, text=True)
         self.key = out.stdout.strip().splitlines()[-1]
         self.policy = policy
+        self.extra = dict(extra or {})
         self.grant = ""
 
     @classmethod
-    async def create(cls, base: Path, upstream: dict[str, Any]) -> "JitgateSetup":
-        setup = cls(base, upstream)
+    async def create(cls, base: Path, upstream: dict[str, Any],
+                     extra: dict[str, Any] | None = None) -> "JitgateSetup":
+        setup = cls(base, upstream, extra)
         setup.grant = await setup._grant(setup.policy)
         return setup
 
@@ -176,7 +179,8 @@ class JitgateSetup:
         from gateway.config import Settings
         from gateway.grants import GrantRequest
 
-        runtime = await build_runtime(Settings(data_dir=self.data, policy_files=[str(policy)]))
+        runtime = await build_runtime(Settings(data_dir=self.data, policy_files=[str(policy)],
+                                               **self.extra))
         try:
             principal = await runtime.gateway.authenticate(self.key)
             grant = await runtime.gateway.request_grant(principal, GrantRequest(
@@ -216,6 +220,12 @@ async def run(calls: int, warmup: int, profile: bool) -> int:
                                           "command": str(EVERYTHING), "args": ["stdio"]})
         rows.append(("stdio", "jitgate", await measure(
             stdio_client(stdio_jitgate(setup), errlog=devnull), "every.echo", calls, warmup)))
+        (base / "n").mkdir()
+        nsetup = await JitgateSetup.create(base / "n", {"name": "every", "transport": "stdio",
+                                           "command": str(EVERYTHING), "args": ["stdio"]},
+                                           {"audit_sync": "normal"})
+        rows.append(("stdio", "jitgate sync=normal", await measure(
+            stdio_client(stdio_jitgate(nsetup), errlog=devnull), "every.echo", calls, warmup)))
 
         # streamable HTTP: upstream, proxies and JITGate each in their own process
         up_port, plain_port, gw_port = free_port(), free_port(), free_port()

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     issuer: str = "jitgate"  # `iss` of call tokens
     max_body_bytes: int = 1_048_576
     audit_checkpoint_every: int = 100
+    # SQLite: "full" fsyncs every commit before answering; "normal" survives a process crash but
+    # may lose the last commits on power loss (faster single-call latency). Default: full.
+    audit_sync: Literal["full", "normal"] = "full"
     workload_issuers: list[WorkloadIssuer] = Field(default_factory=list)
     upstreams: list[dict[str, Any]] = Field(default_factory=list)  # adapters.mcp UpstreamConfig
     http_tools: list[dict[str, Any]] = Field(default_factory=list)  # adapters.credentials HttpToolSpec

@@ -55,6 +55,7 @@ ERROR_CODES: Final[dict[str, int]] = {
     "unauthenticated": 401,
     "invalid_credentials": 401,
     "forbidden": 403,
+    "csrf_invalid": 403,
     "self_approval": 403,
     "not_found": 404,
     "grant_not_found": 404,

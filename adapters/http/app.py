@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route  # noqa: F401
 from .api import ApiServices, api_routes
 from .errors import guarded, http_exception_handler
 from .openapi import openapi_document
+from .ui import ui_routes
 
 __all__ = ["build_app", "DecisionMetrics"]
 
@@ -35,7 +36,7 @@ def build_app(services: ApiServices, *, mcp: tuple[Any, Callable[[], Any]] | Non
               lifespans: list[Callable[[], Any]] | None = None,
               metrics: DecisionMetrics | None = None) -> Starlette:
     """`mcp` is (asgi_app, lifespan_factory) from adapters.mcp; mounted at /mcp."""
-    routes: list[BaseRoute] = [*api_routes(services), *(extra_routes or [])]
+    routes: list[BaseRoute] = [*api_routes(services), *ui_routes(services), *(extra_routes or [])]
 
     async def openapi(request: Request) -> Response:
         """This document."""

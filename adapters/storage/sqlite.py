@@ -323,12 +323,13 @@ class SqliteStores:
 
 def open_sqlite(data_dir: str | os.PathLike[str], signer: Signer | None = None,
                 checkpoint_every: int = 100, clock: Clock | None = None,
-                busy_timeout_ms: int = 5000) -> SqliteStores:
+                busy_timeout_ms: int = 5000, sync: str = "full") -> SqliteStores:
     """Open (and create) `<data_dir>/jitgate.db`; call `await stores.close()` at shutdown."""
     d = Path(data_dir)
     d.mkdir(parents=True, exist_ok=True)
     engine = SqliteEngine(d / DB_FILE, clock=clock or SystemClock(), signer=signer,
-                          checkpoint_every=checkpoint_every, busy_timeout_ms=busy_timeout_ms)
+                          checkpoint_every=checkpoint_every, busy_timeout_ms=busy_timeout_ms,
+                          sync=sync)
     return SqliteStores(grants=SqliteGrantStore(engine), approvals=SqliteApprovalStore(engine),
                         keys=SqliteKeyStore(engine), audit=SqliteAuditLog(engine),
                         leases=SqliteLeaseStore(engine), pins=SqliteToolPinStore(engine),

@@ -64,7 +64,11 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
 """
 
 
-def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+SYNC_MODES = {"full": "FULL", "normal": "NORMAL"}
+
+
+def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int = 5000,
+            sync: str = "full") -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
                                check_same_thread=False)
@@ -73,7 +77,9 @@ def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int = 5000) 
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
+        # full: every commit is fsync'd before anyone is answered (the default);
+        # normal: survives a crash of the process, not a power loss (documented trade-off)
+        conn.execute(f"PRAGMA synchronous = {SYNC_MODES[sync]}")
     return conn
 
 
@@ -120,7 +126,10 @@ def _deliver(items: _Deliveries) -> None:
 
 class SqliteEngine:
     def __init__(self, path: Path, *, clock: Clock, signer: Signer | None = None,
-                 checkpoint_every: int = 100, busy_timeout_ms: int = 5000) -> None:
+                 checkpoint_every: int = 100, busy_timeout_ms: int = 5000,
+                 sync: str = "full") -> None:
+        if sync not in SYNC_MODES:
+            raise ValueError(f"audit sync mode must be one of {sorted(SYNC_MODES)}")
         self.path = path
         self.clock = clock
         self.signer = signer
@@ -132,7 +141,7 @@ class SqliteEngine:
         self.head_seq = 0
         self.head_hash = GENESIS
         try:
-            self._wconn = connect(path, busy_timeout_ms=busy_timeout_ms)
+            self._wconn = connect(path, busy_timeout_ms=busy_timeout_ms, sync=sync)
             self._init_schema()
             self._rconn = connect(path, busy_timeout_ms=busy_timeout_ms)
             self._rconn.execute("PRAGMA query_only = 1")
