@@ -34,6 +34,7 @@ background:#f6f8fa;padding:6px 8px;border-radius:4px}code{font:12px ui-monospace
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;background:#e2e8f0}
 .s-active,.e-allow{background:#d8f5e1;color:#17603a}.s-pending,.e-review{background:#fff1c2;color:#7a5800}
 .s-denied,.s-revoked,.e-deny{background:#fde0e0;color:#9b1c1c}.s-expired,.s-exhausted{background:#e2e8f0;color:#4a5568}
+.t-privileged{background:#ffe8cc;color:#8a4b00}.t-critical{background:#9b1c1c;color:#fff}
 .e-throttle{background:#e0e7ff;color:#3730a3}.bg{background:#9b1c1c;color:#fff}
 .banner{padding:10px 14px;border-radius:6px;margin-bottom:14px;border:1px solid}
 .banner.error{background:#fdecec;border-color:#f5b5b5;color:#7f1d1d}.banner.ok{background:#e9f9ef;
@@ -84,7 +85,7 @@ def _table(headers: Sequence[str], rows: Iterable[str], empty: str) -> str:
     body = "".join(rows)
     if not body:
         return f'<div class="empty">{esc(empty)}</div>'
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    head = "".join(f"<th>{esc(h) if h else ''}</th>" for h in headers)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -128,14 +129,17 @@ def _scope(scope: Sequence[Mapping[str, Any]]) -> str:
     items = []
     for item in scope:
         args = item.get("args") or {}
-        cons = f" {fmt_json(args)}" if args else ""
-        items.append(f"<div><code>{esc(item.get('tool'))}</code>{cons}</div>")
+        cons = json.dumps(args, sort_keys=True, ensure_ascii=False, default=str) if args else ""
+        items.append(f"<div><code><strong>{esc(item.get('tool'))}</strong></code>"
+                     f"{f' <code>{esc(cons)}</code>' if cons else ''}</div>")
     return "".join(items) or "—"
 
 
 def _ttl(seconds: Any) -> str:
     s = int(seconds or 0)
-    return f"{s // 60} min {s % 60} s" if s >= 60 else f"{s} s"
+    if s < 60:
+        return f"{s} s"
+    return f"{s // 60} min" + (f" {s % 60} s" if s % 60 else "")
 
 
 def _pending_grant(g: Mapping[str, Any], csrf: str) -> str:
