@@ -444,14 +444,23 @@ class Gateway:
         }
         event = AuditEvent(type="call.decided", actor=call.agent.id, grant_id=call.grant_id,
                            decision_id=decision.decision_id, data=record, ts=self.clock.now())
-        # The lease record and the decision travel together, so a group-committing store writes
-        # both in one round (one fsync).
-        writes = [self.audit.append(event)]
-        if lease is not None:
-            writes.append(self.leases.add(lease))
-        outcomes = await asyncio.gather(*writes, return_exceptions=True)
-        audit_failed = isinstance(outcomes[0], BaseException)
-        lease_failed = lease is not None and isinstance(outcomes[1], BaseException)
+        # The lease record and the decision travel together: one transaction where the store
+        # offers it (SQLite), else two writes in the same group-commit round.
+        together = getattr(self.audit, "append_with_lease", None) if lease is not None else None
+        if together is not None and getattr(self.leases, "shares_engine_with", None) is not None \
+                and self.leases.shares_engine_with(self.audit):
+            try:
+                await together(event, lease)
+                audit_failed = lease_failed = False
+            except Exception:
+                audit_failed, lease_failed = True, False
+        else:
+            writes = [self.audit.append(event)]
+            if lease is not None:
+                writes.append(self.leases.add(lease))
+            outcomes = await asyncio.gather(*writes, return_exceptions=True)
+            audit_failed = isinstance(outcomes[0], BaseException)
+            lease_failed = lease is not None and isinstance(outcomes[1], BaseException)
         if audit_failed:
             log.error("audit append failed; denying %s", decision.decision_id)
             if lease is not None:

@@ -27,7 +27,9 @@ main{max-width:1200px;margin:0 auto;padding:18px 24px 40px}h1{font-size:20px;mar
 h2{font-size:16px;margin:26px 0 10px}section.card,div.card{background:#fff;border:1px solid #dde3ec;
 border-radius:8px;padding:14px 16px;margin-bottom:12px}table{border-collapse:collapse;width:100%;
 background:#fff;border:1px solid #dde3ec;border-radius:8px;overflow:hidden}th,td{text-align:left;
-padding:7px 9px;border-bottom:1px solid #edf0f5;vertical-align:top}th{background:#f8fafc;font-weight:600;
+padding:7px 9px;border-bottom:1px solid #edf0f5;vertical-align:top}
+td.t,th,.badge,code.code{white-space:nowrap}td.w{overflow-wrap:anywhere;min-width:10em}
+.tw{overflow-x:auto;border-radius:8px}th{background:#f8fafc;font-weight:600;
 color:#4a5568;font-size:12px;text-transform:uppercase;letter-spacing:.03em}tr:last-child td{border-bottom:0}
 pre{margin:0;white-space:pre-wrap;word-break:break-word;font:12px/1.4 ui-monospace,Menlo,Consolas,monospace;
 background:#f6f8fa;padding:6px 8px;border-radius:4px}code{font:12px ui-monospace,Menlo,Consolas,monospace}
@@ -61,10 +63,15 @@ def fmt_time(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(float(ts), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def fmt_json(value: Any) -> str:
+def fmt_json(value: Any, *, compact: bool = False) -> str:
+    """JSON in a <pre>; `compact` puts each top-level key of a mapping on one line."""
     if value in (None, {}, []):
         return '<span class="muted">—</span>'
-    text = json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False, default=str)
+    if compact and isinstance(value, Mapping):
+        text = "\n".join(f"{k}: {json.dumps(v, sort_keys=True, ensure_ascii=False, default=str)}"
+                         for k, v in sorted(value.items(), key=lambda kv: str(kv[0])))
+    else:
+        text = json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False, default=str)
     return f"<pre>{html.escape(text)}</pre>"
 
 
@@ -86,7 +93,7 @@ def _table(headers: Sequence[str], rows: Iterable[str], empty: str) -> str:
     if not body:
         return f'<div class="empty">{esc(empty)}</div>'
     head = "".join(f"<th>{esc(h) if h else ''}</th>" for h in headers)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="tw"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _banner(banner: Banner | None) -> str:
@@ -173,8 +180,8 @@ def _approval_row(a: Mapping[str, Any], csrf: str) -> str:
     glink = f'<a href="/ui/grants/{esc(grant)}"><code>{esc(grant)}</code></a>' if grant else "—"
     return (f'<tr class="approval" data-approval="{esc(aid)}"><td>{esc(a.get("agent_id"))}</td>'
             f"<td>{glink}</td><td><code>{esc(a.get('tool'))}</code></td>"
-            f"<td>{fmt_json(a.get('arguments'))}</td><td><code>{esc(a.get('decision_id'))}</code></td>"
-            f"<td>{esc(fmt_time(a.get('expires_at')))}</td><td>"
+            f"<td class=\"w\">{fmt_json(a.get('arguments'), compact=True)}</td><td><code>{esc(a.get('decision_id'))}</code></td>"
+            f"<td class=\"t\">{esc(fmt_time(a.get('expires_at')))}</td><td class=\"t\">"
             f'<form class="inline" method="post" action="/ui/approvals/{esc(aid)}/approve">'
             f"{_csrf(csrf)}{_back('/ui')}"
             f'<button class="approve" type="submit">Approve</button> '
@@ -188,8 +195,8 @@ def _grant_row(g: Mapping[str, Any]) -> str:
     return (f'<tr class="grant" data-grant="{esc(gid)}"><td><a href="/ui/grants/{esc(gid)}">'
             f"<code>{esc(gid)}</code></a></td><td>{esc(g.get('objective'))}{bg}</td>"
             f"<td>{esc(g.get('agent_id'))}</td><td>{esc(g.get('tier'))}</td>"
-            f"<td>{_badge(g.get('status', ''))}</td><td>{esc(fmt_time(g.get('created_at')))}</td>"
-            f"<td>{esc(fmt_time(g.get('expires_at')))}</td></tr>")
+            f"<td>{_badge(g.get('status', ''))}</td><td class=\"t\">{esc(fmt_time(g.get('created_at')))}</td>"
+            f"<td class=\"t\">{esc(fmt_time(g.get('expires_at')))}</td></tr>")
 
 
 def dashboard_body(pending: Sequence[Mapping[str, Any]], approvals: Sequence[Mapping[str, Any]],
@@ -221,11 +228,11 @@ def _decision_row(d: Mapping[str, Any]) -> str:
     reasons = "".join(f"<div>{esc(r)}</div>" for r in d.get("reasons") or []) or "—"
     rules = ", ".join(str(r) for r in d.get("rule_ids") or [])
     return (f'<tr class="decision" data-decision="{esc(d.get("decision_id"))}">'
-            f"<td>{esc(fmt_time(d.get('ts')))}</td><td><code>{esc(d.get('tool'))}</code></td>"
+            f"<td class=\"t\">{esc(fmt_time(d.get('ts')))}</td><td><code>{esc(d.get('tool'))}</code></td>"
             f"<td>{_badge(d.get('effect', ''), 'e-')}</td><td><code class=\"code\">{esc(d.get('code'))}</code></td>"
-            f"<td>{reasons}</td><td><code>{esc(rules)}</code></td>"
-            f"<td><code>{esc(str(d.get('policy_revision') or '')[:12])}</code></td>"
-            f"<td>{fmt_json(d.get('arguments'))}</td><td>{_signals(d.get('signals') or [])}</td></tr>")
+            f"<td class=\"w\">{reasons}</td><td class=\"w\"><code>{esc(rules)}</code><div class=\"muted\">"
+            f"policy <code>{esc(str(d.get('policy_revision') or '')[:12])}</code></div></td>"
+            f"<td class=\"w\">{fmt_json(d.get('arguments'), compact=True)}</td><td class=\"w\">{_signals(d.get('signals') or [])}</td></tr>")
 
 
 def _lease_row(lease: Mapping[str, Any]) -> str:
@@ -274,7 +281,7 @@ def grant_body(g: Mapping[str, Any], leases: Sequence[Mapping[str, Any]],
             + _table(["Lease", "Tool", "Kind", "Issued", "Expires", "State"],
                      (_lease_row(l) for l in leases), "No credential was minted under this grant.")
             + f'<h2 id="decisions">Decision log ({len(decisions)})</h2>'
-            + _table(["Time", "Tool", "Effect", "Code", "Reasons", "Rules", "Policy", "Arguments (redacted)",
+            + _table(["Time", "Tool", "Effect", "Code", "Reasons", "Rules / policy", "Arguments (redacted)",
                       "Drift signals"], (_decision_row(d) for d in decisions),
                      "No call was decided under this grant yet."))
 
@@ -284,8 +291,18 @@ def grant_body(g: Mapping[str, Any], leases: Sequence[Mapping[str, Any]],
 
 def _summary(rec: Mapping[str, Any]) -> str:
     data = rec.get("data") or {}
-    if rec.get("type") == "call.decided":
+    kind = rec.get("type")
+    if kind == "call.decided":
         return f"{data.get('tool')}: {data.get('effect')} ({data.get('code')})"
+    if kind == "grant.requested":
+        return f"{data.get('tier')} grant, {data.get('approval')}: {data.get('objective')}"
+    if kind == "grant.approved":
+        return (f"approval {data.get('approvals')}/{data.get('approvals_required')}, "
+                f"now {data.get('status')}" + (f" — {data['note']}" if data.get("note") else ""))
+    if kind in ("grant.denied", "grant.revoked"):
+        return f"{data.get('code') or kind.split('.')[1]}: {data.get('reason') or '—'}"
+    if kind in ("call.approved", "call.approval_denied"):
+        return f"{data.get('tool')}: approval {data.get('approval_id')}"
     text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
     return text if len(text) <= 160 else text[:157] + "…"
 
@@ -293,9 +310,9 @@ def _summary(rec: Mapping[str, Any]) -> str:
 def _audit_row(r: Mapping[str, Any]) -> str:
     grant = r.get("grant_id")
     glink = f'<a href="/ui/grants/{esc(grant)}"><code>{esc(grant)}</code></a>' if grant else "—"
-    return (f'<tr class="record"><td>{esc(r.get("seq"))}</td><td>{esc(fmt_time(r.get("ts")))}</td>'
+    return (f'<tr class="record"><td>{esc(r.get("seq"))}</td><td class="t">{esc(fmt_time(r.get("ts")))}</td>'
             f"<td><code>{esc(r.get('type'))}</code></td><td>{esc(r.get('actor'))}</td><td>{glink}</td>"
-            f"<td><code>{esc(r.get('decision_id'))}</code></td><td>{esc(_summary(r))}</td></tr>")
+            f"<td><code>{esc(r.get('decision_id'))}</code></td><td class=\"w\">{esc(_summary(r))}</td></tr>")
 
 
 def _verify(report: Mapping[str, Any] | None) -> str:

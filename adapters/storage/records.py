@@ -18,8 +18,7 @@ __all__ = [
     "lease_from_dict",
     "key_to_dict",
     "key_from_dict",
-    "dumps",
-]
+    "dumps", "lease_insert", "LEASE_INSERT"]
 
 
 def dumps(value: Any) -> str:
@@ -112,3 +111,12 @@ def key_from_dict(d: Mapping[str, Any]) -> KeyRecord:
                           attributes=dict(p.get("attributes") or {}))
     return KeyRecord(key_id=d["key_id"], principal=principal, key_hash=d["key_hash"],
                      created_at=d["created_at"], disabled=bool(d.get("disabled", False)))
+
+
+LEASE_INSERT = "INSERT INTO leases (lease_id, grant_id, issued_at, body) VALUES (?,?,?,?)"
+
+
+def lease_insert(lease: Lease) -> tuple[str, tuple[Any, ...]]:
+    """The SQLite row of a new lease (written alone, or with the decision that minted it)."""
+    return LEASE_INSERT, (lease.lease_id, lease.grant_id, lease.issued_at,
+                          dumps(lease_to_dict(lease)))

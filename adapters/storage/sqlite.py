@@ -20,6 +20,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.model import CallApproval, Grant, Lease
 from gateway.ports import ConcurrentUpdate, KeyRecord, StoreUnavailable
 
+from .records import lease_insert
 from .records import (approval_from_dict, approval_to_dict, dumps, grant_from_dict,
                       grant_to_dict, key_from_dict, key_to_dict, lease_from_dict, lease_to_dict)
 from .sqlite_audit import (SqliteAuditLog, iter_sqlite_audit, read_sqlite_audit,
@@ -246,11 +247,14 @@ class SqliteLeaseStore:
     def __init__(self, engine: SqliteEngine) -> None:
         self._e = engine
 
+    def shares_engine_with(self, audit: Any) -> bool:
+        """True when `audit` writes to the same file: then a decision and its lease can be
+        written in one transaction (`SqliteAuditLog.append_with_lease`)."""
+        return getattr(audit, "_e", None) is self._e
+
     async def add(self, lease: Lease) -> None:
         try:
-            await self._e.insert("INSERT INTO leases (lease_id, grant_id, issued_at, body) "
-                                 "VALUES (?,?,?,?)", (lease.lease_id, lease.grant_id,
-                                                      lease.issued_at, dumps(lease_to_dict(lease))))
+            await self._e.insert(*lease_insert(lease))
         except sqlite3.IntegrityError as exc:
             raise ConcurrentUpdate(f"lease {lease.lease_id} already exists") from exc
 

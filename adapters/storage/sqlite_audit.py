@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit import GENESIS, Checkpoint, Signer, VerifyReport, verify_chain
-from gateway.ports import AuditEvent, AuditRecord, StoreUnavailable
+from gateway.model import Lease
+from gateway.ports import AuditEvent, AuditRecord, ConcurrentUpdate, StoreUnavailable
 
+from .records import lease_insert
 from .signer import load_public_keys
 from .sqlite_engine import DB_FILE, RECORD_COLUMNS, SqliteEngine, connect, row_to_record
 
@@ -59,6 +61,13 @@ class SqliteAuditLog:
 
     async def append(self, event: AuditEvent) -> AuditRecord:
         return (await self._e.append((event,)))[0]
+
+    async def append_with_lease(self, event: AuditEvent, lease: Lease) -> AuditRecord:
+        """The decision and the lease it minted, in one transaction of the same round."""
+        try:
+            return (await self._e.append_with((event,), [lease_insert(lease)]))[0]
+        except sqlite3.IntegrityError as exc:
+            raise ConcurrentUpdate(f"lease {lease.lease_id} already exists") from exc
 
     async def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         if not events:

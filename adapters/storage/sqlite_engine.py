@@ -196,7 +196,13 @@ class SqliteEngine:
         return await self._submit(self._rq, ("job", fn))
 
     async def append(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        return await self._submit(self._wq, ("audit", list(events)))
+        return await self._submit(self._wq, ("audit", (list(events), ())))
+
+    async def append_with(self, events: Sequence[AuditEvent],
+                          rows: Sequence[tuple[str, tuple[Any, ...]]]) -> list[AuditRecord]:
+        """Append audit events and insert `rows` ((sql, params) pairs) atomically, in the same
+        round: both are written or neither is (e.g. a decision and the lease it minted)."""
+        return await self._submit(self._wq, ("audit", (list(events), list(rows))))
 
     async def close(self) -> None:
         if self.closed:
@@ -283,7 +289,11 @@ class SqliteEngine:
                         exc = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
                     job_results.append((loop, (fut, False, exc)))
             if audits:
-                audit_results, new_head = self._insert_audit(audits)
+                audits, failed = self._attached_rows(audits)
+                audit_results.extend(failed)
+            if audits:
+                sealed, new_head = self._insert_audit(audits)
+                audit_results.extend(sealed)
             c.execute("COMMIT")
         except Exception as exc:
             self._rollback()
@@ -368,6 +378,43 @@ class SqliteEngine:
                     cps.append(make_checkpoint(self.signer, r.seq, r.hash, self.clock.now()))
             pending.append((fut, recs, loop))
         return rows, cps, pending, rejected, seq, prev
+
+    def _attached_rows(self, audits: list[tuple[Any, ...]]
+                       ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, bool, Any, Any]]]:
+        """Insert the rows that travel with audit appends (one statement per table when all
+        succeed); an append whose rows fail is refused whole, the others go on."""
+        c = self._wconn
+        plain = [(k, p[0], f, lp) for k, p, f, lp in audits]
+        with_rows = [a for a in audits if a[1][1]]
+        if not with_rows:
+            return plain, []
+        by_sql: dict[str, list[tuple[Any, ...]]] = {}
+        for _, (_, rows), _, _ in with_rows:
+            for sql, params in rows:
+                by_sql.setdefault(sql, []).append(params)
+        c.execute("SAVEPOINT attached")
+        try:
+            for sql, params in by_sql.items():
+                insert_many(c, sql, params)
+            c.execute("RELEASE attached")
+            return plain, []
+        except sqlite3.Error:
+            c.execute("ROLLBACK TO attached")
+            c.execute("RELEASE attached")
+        ok: list[tuple[Any, ...]] = []
+        failed: list[tuple[Any, bool, Any, Any]] = []
+        for kind, (events, rows), fut, loop in audits:
+            c.execute("SAVEPOINT one")
+            try:
+                for sql, params in rows:
+                    c.execute(sql, params)
+                c.execute("RELEASE one")
+                ok.append((kind, events, fut, loop))
+            except sqlite3.Error as exc:
+                c.execute("ROLLBACK TO one")
+                c.execute("RELEASE one")
+                failed.append((fut, False, exc, loop))
+        return ok, failed
 
     def _insert_audit(self, items: list[tuple[Any, ...]]
                       ) -> tuple[list[tuple[Any, bool, Any, Any]], tuple[int, str]]:

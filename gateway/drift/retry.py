@@ -18,7 +18,7 @@ __all__ = ["RetryDetector"]
 
 class RetryDetector:
     """Signals: repeated_denial (this near-same call was denied before, within window_s),
-    near_duplicate_burst (>= burst_n near-same calls within burst_s), repeated_renewal
+    near_duplicate_burst (>= burst_n near-same write/egress calls within burst_s), repeated_renewal
     (the grant's lineage was renewed more than max_renewals times)."""
 
     name = "retry"
@@ -53,7 +53,9 @@ class RetryDetector:
         if denials:
             out.append(signal(cfg, self.name, "repeated_denial", tool=call.tool,
                               prior_denials=denials))
-        if same + 1 >= self.burst_n:
+        # Polling a read tool with the same arguments is normal; repeating an effect is not.
+        effectful = getattr(tool_spec, "effect", "write") != "read"
+        if effectful and same + 1 >= self.burst_n:
             out.append(signal(cfg, self.name, "near_duplicate_burst", tool=call.tool,
                               calls=same + 1, within_s=self.burst_s))
         if state.renewals > self.max_renewals and not state.cache.get("renewal_signalled"):
