@@ -273,22 +273,21 @@ class GrantService:
         """Record the expiry the clock already enforces (once; losing a race is fine)."""
         if grant.status not in (GrantStatus.ACTIVE, GrantStatus.PENDING):
             return grant
-        new = grant.evolve(status=GrantStatus.EXPIRED)
-        try:
-            await self._store.update(new, expected_version=grant.version)
-        except ConcurrentUpdate:
-            return grant
-        await self._record("grant.expired", "gateway", new, expired_at=grant.expires_at)
-        await self._notify(new)
-        return new
+        return await self._mark(grant, GrantStatus.EXPIRED, "grant.expired",
+                                expired_at=grant.expires_at)
 
     async def mark_exhausted(self, grant: Grant) -> Grant:
-        new = grant.evolve(status=GrantStatus.EXHAUSTED)
+        return await self._mark(grant, GrantStatus.EXHAUSTED, "grant.exhausted",
+                                calls_used=grant.calls_used)
+
+    async def _mark(self, grant: Grant, status: GrantStatus, event: str, **data: Any) -> Grant:
+        """A state the gateway itself records; whoever loses the race leaves it to the winner."""
+        new = grant.evolve(status=status)
         try:
             await self._store.update(new, expected_version=grant.version)
         except ConcurrentUpdate:
             return grant
-        await self._record("grant.exhausted", "gateway", new, calls_used=grant.calls_used)
+        await self._record(event, "gateway", new, **data)
         await self._notify(new)
         return new
 

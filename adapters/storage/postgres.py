@@ -28,10 +28,12 @@ from gateway.ports import AuditEvent, AuditRecord, StoreUnavailable
 from .postgres_stores import (PgApprovalStore, PgGrantStore, PgKeyStore, PgLeaseStore,
                               PgToolPinStore, Pool)
 
+from .records import RECORD_COLUMNS
+
 __all__ = ["PostgresAuditLog", "PostgresStores", "open_postgres", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
-_COLS = "seq, event_id, ts, type, actor, grant_id, decision_id, data, prev_hash, hash"
+_COLS = RECORD_COLUMNS
 _MAX_BATCH = 4096
 
 _DDL = """

@@ -18,7 +18,7 @@ __all__ = [
     "lease_from_dict",
     "key_to_dict",
     "key_from_dict",
-    "dumps", "lease_insert", "LEASE_INSERT"]
+    "dumps", "lease_insert", "LEASE_INSERT", "RECORD_COLUMNS"]
 
 
 def dumps(value: Any) -> str:
@@ -112,6 +112,9 @@ def key_from_dict(d: Mapping[str, Any]) -> KeyRecord:
     return KeyRecord(key_id=d["key_id"], principal=principal, key_hash=d["key_hash"],
                      created_at=d["created_at"], disabled=bool(d.get("disabled", False)))
 
+
+# The audit record columns, in the order every backend stores them.
+RECORD_COLUMNS = "seq, event_id, ts, type, actor, grant_id, decision_id, data, prev_hash, hash"
 
 LEASE_INSERT = "INSERT INTO leases (lease_id, grant_id, issued_at, body) VALUES (?,?,?,?)"
 

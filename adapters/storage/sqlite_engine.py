@@ -24,12 +24,13 @@ from gateway.clock import Clock
 from gateway.ids import new_id
 from gateway.ports import AuditEvent, AuditRecord, StoreUnavailable
 
+from .records import RECORD_COLUMNS
+
 __all__ = ["SqliteEngine", "SCHEMA_VERSION", "DB_FILE", "connect", "row_to_record",
            "RECORD_COLUMNS"]
 
 DB_FILE = "jitgate.db"
 SCHEMA_VERSION = 1
-RECORD_COLUMNS = "seq, event_id, ts, type, actor, grant_id, decision_id, data, prev_hash, hash"
 _MAX_BATCH = 4096
 
 _SCHEMA = """
