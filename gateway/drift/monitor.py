@@ -32,6 +32,8 @@ def default_detectors(clock: Clock) -> list[Detector]:
     return [ScopeDetector(), RetryDetector(clock), ProvenanceDetector()]
 
 
+_OUT_OF_SCOPE = frozenset({"tool_not_in_scope", "argument_out_of_scope"})
+
 class DriftMonitor:
     def __init__(self, detectors: Sequence[Detector], clock: Clock, *,
                  max_grants: int = 100_000) -> None:
@@ -95,6 +97,12 @@ class DriftMonitor:
                 log.warning("drift detector %s failed: %s", det.name, type(exc).__name__)
                 out.append(DriftSignal(det.name, 0.0, "detector_unavailable",
                                        {"error": type(exc).__name__}))
+        if any(s.detector == "scope" and s.code in _OUT_OF_SCOPE for s in out):
+            # The call is refused on scope already. A stray attempt is weighed by the scope and
+            # retry detectors, so it never revokes a grant outright; but evidence that untrusted
+            # data steered it (an injected recipient, URL, path) still counts in full.
+            out[:] = [s for s in out if s.detector in ("scope", "retry")
+                      or (s.detector == "provenance" and s.code == "untrusted_value")]
         return out
 
     async def record(self, call: ToolCall, decision: Decision,
@@ -109,7 +117,7 @@ class DriftMonitor:
         state.history.append(CallRecord(now, call.tool, digest,
                                         decision.effect is not Effect.ALLOW, decision.code))
         state.add_signals(now, [s for s in (signals or decision.signals) if s.weight > 0])
-        if decision.code == "grant_revoked_drift":
+        if decision.code == "grant_revoked_drift" or decision.revoke_grant:
             state.revoked = True
             self._revoked.add(state.grant_id)
 
