@@ -87,8 +87,11 @@ async def test_drift_revokes_the_grant_and_the_graph_goes_on(fake_model, drift_s
     from adapter_support import PAYMENT_SCOPE
 
     grant = (await client.request_grant("pay ACME's invoice", PAYMENT_SCOPE, 900))["grant_id"]
+    # three attempts to pay an account outside the grant: the scope strikes add up to revocation
     model.script("fake", [
         calls(("transfer", {"iban": IBAN_EVIL, "amount": 90})),
+        calls(("transfer", {"iban": IBAN_EVIL, "amount": 91})),
+        calls(("transfer", {"iban": IBAN_EVIL, "amount": 92})),
         calls(("transfer", {"iban": IBAN_OK, "amount": 10})),
         say("stopped"),
     ])
