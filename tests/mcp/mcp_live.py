@@ -75,6 +75,7 @@ async def api(live: LiveGateway, key: str, method: str, path: str,
 
 
 def audit(live: LiveGateway, **filters: Any) -> list[Any]:
+    live.run(live.runtime.gateway.drain())  # outcomes are recorded right after the answer
     return live.run(live.runtime.gateway.audit.read(limit=100_000, **filters))
 
 
