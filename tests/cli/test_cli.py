@@ -79,3 +79,35 @@ def test_demo_runs_offline_and_tells_the_story(tmp_path):
     assert len(tail.stdout.strip().splitlines()) == 5
     export = run("audit", "export", "--data-dir", str(tmp_path / "demo"))
     assert export.stdout.count("\n") > 10
+
+
+def test_policy_test_runs_the_yaml_corpus_and_explain_says_why():
+    r = run("policy", "test", str(ROOT / "tests" / "corpus"))
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert " passed, 0 failed" in r.stdout
+    why = run("policy", "explain", "--tool", "fs.read_file", "--args", '{"path": "/workspace/.env"}',
+              "--scope", '[{"tool": "fs.read_file", "args": {"path": {"path_under": "/workspace"}}}]')
+    assert why.returncode == 0, why.stdout + why.stderr
+    assert "secret_file" in why.stdout and "deny" in why.stdout
+    bad = run("policy", "explain", "--tool", "x", "--args", "{not json")
+    assert bad.returncode == 2 and "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_grants_commands_work_against_a_running_gateway(tmp_path):
+    from tests.support.live import start_live_gateway
+
+    live = start_live_gateway(tmp_path / "d", drift_enabled=False)
+    try:
+        agent = httpx2.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.keys['agent']}"})
+        g = agent.post("/v1/grants", json={"objective": "fix the docs", "ttl_s": 300, "scope": [
+            {"tool": "fs.write_file", "args": {"path": {"path_under": "/workspace/docs"}}}]}).json()
+        listed = run("grants", "list", "--url", live.url, "--key", live.keys["reviewer"])
+        assert listed.returncode == 0 and g["grant_id"] in listed.stdout and "pending" in listed.stdout
+        approved = run("grants", "approve", g["grant_id"], "--url", live.url, "--key", live.keys["reviewer"])
+        assert approved.returncode == 0 and "active" in approved.stdout
+        again = run("grants", "approve", g["grant_id"], "--url", live.url, "--key", live.keys["reviewer"])
+        assert again.returncode == 1 and "grant_not_pending" in again.stderr
+        nokey = run("grants", "list", "--url", live.url, env={**os.environ, "JITGATE_KEY": ""})
+        assert nokey.returncode == 2
+    finally:
+        live.stop()
