@@ -8,6 +8,7 @@ and revocation fan-out.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,16 @@ from gateway.pipeline import Gateway
 from policies.engine import PolicySet
 from policies.loader import default_pack_paths, load_policy_files
 
-__all__ = ["Runtime", "load_policy", "build_runtime", "memory_gateway", "memory_runtime"]
+__all__ = ["settle_heap", "Runtime", "load_policy", "build_runtime", "memory_gateway", "memory_runtime"]
 
 log = logging.getLogger("jitgate.compose")
+
+
+def settle_heap() -> None:
+    """Move everything built at startup out of the garbage collector's view: full collections
+    then scan only what requests allocate (they were 100 ms pauses at p99 under load)."""
+    gc.collect()
+    gc.freeze()
 
 
 def load_policy(settings: Settings | None = None, paths: list[str] | None = None) -> PolicySet:

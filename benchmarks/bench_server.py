@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapters.compose import build_runtime
+from adapters.compose import build_runtime, settle_heap
 from benchmarks.bench_policy import bench_policy
 from adapters.http.app import build_app
 from gateway.config import Settings
@@ -42,6 +42,7 @@ async def main(out: Path, port: int, drift: bool) -> None:
 
     app = build_app(runtime.services, extra_routes=[Route("/bench/noop", noop, methods=["POST"])],
                     metrics=runtime.extras.get("metrics"))
+    settle_heap()  # as `jitgate serve` does
     out.write_text(json.dumps({"key": new.secret_key, "grant_id": grant.grant_id, "port": port}))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
                                            access_log=False, lifespan="on"))

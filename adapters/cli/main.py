@@ -38,7 +38,7 @@ def serve(
     """Run the gateway: HTTP API, MCP endpoint at /mcp, metrics."""
     import uvicorn
 
-    from adapters.compose import build_runtime
+    from adapters.compose import build_runtime, settle_heap
 
     settings = load_settings(config, host=host, port=port, data_dir=data_dir,
                              policy_files=[str(p) for p in policy] or None)
@@ -47,6 +47,7 @@ def serve(
         runtime = await build_runtime(settings)
         try:
             app_ = runtime.app()
+            settle_heap()
             server = uvicorn.Server(uvicorn.Config(app_, host=settings.host, port=settings.port,
                                                    log_level=log_level, access_log=False,
                                                    lifespan="on"))

@@ -76,6 +76,9 @@ async def run_stdio_cli(settings: Settings) -> int:
     key = os.environ.get(KEY_ENV, "")
     runtime = await build_runtime(settings)
     try:
+        from adapters.compose import settle_heap
+
+        settle_heap()
         principal = await runtime.gateway.authenticate(key)
         if principal is None:
             print(f"jitgate mcp: set {KEY_ENV} to a valid agent key", file=sys.stderr)

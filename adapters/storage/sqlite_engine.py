@@ -141,6 +141,11 @@ class SqliteEngine:
         self._rq: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.head_seq = 0
         self.head_hash = GENESIS
+        # The head as the callers' side sees it: events are sealed there (CPU off the writer
+        # thread); the writer checks each batch against the stored head and re-seals on a gap.
+        self._tentative: tuple[int, str] = (0, GENESIS)
+        self._resync = False
+        self._seal_lock = threading.Lock()
         try:
             self._wconn = connect(path, busy_timeout_ms=busy_timeout_ms, sync=sync)
             self._init_schema()
@@ -148,6 +153,7 @@ class SqliteEngine:
             self._rconn.execute("PRAGMA query_only = 1")
         except sqlite3.Error as exc:
             raise StoreUnavailable("cannot open the SQLite store") from exc
+        self._tentative = (self.head_seq, self.head_hash)
         self._writer = threading.Thread(target=self._run_writer, name="jitgate-sqlite-writer",
                                         daemon=True)
         self._reader = threading.Thread(target=self._run_reader, name="jitgate-sqlite-reader",
@@ -197,13 +203,37 @@ class SqliteEngine:
         return await self._submit(self._rq, ("job", fn))
 
     async def append(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        return await self._submit(self._wq, ("audit", (list(events), ())))
+        return await self.append_with(events, ())
 
     async def append_with(self, events: Sequence[AuditEvent],
                           rows: Sequence[tuple[str, tuple[Any, ...]]]) -> list[AuditRecord]:
         """Append audit events and insert `rows` ((sql, params) pairs) atomically, in the same
         round: both are written or neither is (e.g. a decision and the lease it minted)."""
-        return await self._submit(self._wq, ("audit", (list(events), list(rows))))
+        if self.closed:
+            raise StoreUnavailable("the SQLite store is closed")
+        recs, data = self._preseal(list(events))
+        return await self._submit(self._wq, ("audit", (list(events), list(rows), recs, data)))
+
+    def _preseal(self, events: list[AuditEvent]) -> tuple[list[AuditRecord], list[str]]:
+        """Seal on the caller's thread after the tentative head; raise ValueError for an event
+        that cannot be hashed (nothing is queued then)."""
+        with self._seal_lock:
+            if self._resync:
+                self._tentative, self._resync = (self.head_seq, self.head_hash), False
+            s, p = self._tentative
+            recs: list[AuditRecord] = []
+            try:
+                for ev in events:
+                    s += 1
+                    rec = seal(ev, s, p, ev.ts or self.clock.now(), new_id("evt"))
+                    p = rec.hash
+                    recs.append(rec)
+                data = [json.dumps(r.data, separators=(",", ":"), ensure_ascii=False)
+                        for r in recs]
+            except Exception as exc:
+                raise ValueError(f"invalid audit event: {type(exc).__name__}") from None
+            self._tentative = (s, p)
+            return recs, data
 
     async def close(self) -> None:
         if self.closed:
@@ -298,6 +328,7 @@ class SqliteEngine:
             c.execute("COMMIT")
         except Exception as exc:
             self._rollback()
+            self._resync = True
             err = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
             for item in items:
                 out.setdefault(item[3], []).append((item[2], False, err))
@@ -352,25 +383,23 @@ class SqliteEngine:
         return (row[0], row[1]) if row else (0, GENESIS)
 
     def _seal(self, items: list[tuple[Any, ...]], seq: int, prev: str) -> tuple[Any, ...]:
+        """Rows for the batch, chained after the stored head (seq, prev). Pre-sealed records
+        that follow on are taken as they are; after a gap (another process appended, or an
+        earlier round failed) they are sealed again here."""
         rows: list[tuple[Any, ...]] = []
         cps: list[Checkpoint] = []
         pending: list[tuple[Any, list[AuditRecord], Any]] = []
-        rejected: list[tuple[Any, bool, Any, Any]] = []
-        for _, events, fut, loop in items:
-            try:
-                recs = []
-                s, p = seq, prev
-                for ev in events:
+        for _, (events, recs, data), fut, loop in items:
+            if recs[0].seq != seq + 1 or recs[0].prev_hash != prev:
+                self._resync = True
+                s, p, again = seq, prev, []
+                for ev, old in zip(events, recs):
                     s += 1
-                    rec = seal(ev, s, p, ev.ts or self.clock.now(), new_id("evt"))
+                    rec = seal(ev, s, p, old.ts, old.event_id)
                     p = rec.hash
-                    recs.append(rec)
-                data = [json.dumps(r.data, separators=(",", ":"), ensure_ascii=False)
-                        for r in recs]
-            except Exception as exc:  # this caller's event cannot be hashed; others go on
-                rejected.append((fut, False, ValueError(f"invalid audit event: {exc}"), loop))
-                continue
-            seq, prev = s, p
+                    again.append(rec)
+                recs = again
+            seq, prev = recs[-1].seq, recs[-1].hash
             for r, d in zip(recs, data):
                 rows.append((r.seq, r.event_id, r.ts, r.type, r.actor, r.grant_id,
                              r.decision_id, d, r.prev_hash, r.hash))
@@ -378,19 +407,19 @@ class SqliteEngine:
                         and r.seq % self.checkpoint_every == 0):
                     cps.append(make_checkpoint(self.signer, r.seq, r.hash, self.clock.now()))
             pending.append((fut, recs, loop))
-        return rows, cps, pending, rejected, seq, prev
+        return rows, cps, pending, [], seq, prev
 
     def _attached_rows(self, audits: list[tuple[Any, ...]]
                        ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, bool, Any, Any]]]:
         """Insert the rows that travel with audit appends (one statement per table when all
         succeed); an append whose rows fail is refused whole, the others go on."""
         c = self._wconn
-        plain = [(k, p[0], f, lp) for k, p, f, lp in audits]
+        plain = [(k, (p[0], p[2], p[3]), f, lp) for k, p, f, lp in audits]
         with_rows = [a for a in audits if a[1][1]]
         if not with_rows:
             return plain, []
         by_sql: dict[str, list[tuple[Any, ...]]] = {}
-        for _, (_, rows), _, _ in with_rows:
+        for _, (_, rows, _, _), _, _ in with_rows:
             for sql, params in rows:
                 by_sql.setdefault(sql, []).append(params)
         c.execute("SAVEPOINT attached")
@@ -404,13 +433,13 @@ class SqliteEngine:
             c.execute("RELEASE attached")
         ok: list[tuple[Any, ...]] = []
         failed: list[tuple[Any, bool, Any, Any]] = []
-        for kind, (events, rows), fut, loop in audits:
+        for kind, (events, rows, recs, data), fut, loop in audits:
             c.execute("SAVEPOINT one")
             try:
                 for sql, params in rows:
                     c.execute(sql, params)
                 c.execute("RELEASE one")
-                ok.append((kind, events, fut, loop))
+                ok.append((kind, (events, recs, data), fut, loop))
             except sqlite3.Error as exc:
                 c.execute("ROLLBACK TO one")
                 c.execute("RELEASE one")
