@@ -306,6 +306,16 @@ def _permitted(source: str) -> tuple[str, ...]:
     return reasons
 
 
+def _failed_permit(code: str, role: str) -> str:
+    """The id of what refused a call no rule denied: the grant's scope, or the role's baseline
+    or ceiling (default deny has an id too, so every decision names what decided it)."""
+    if code in ("tool_not_in_scope", "argument_out_of_scope"):
+        return "grant_scope"
+    if code == "beyond_ceiling":
+        return f"ceiling:{role}"
+    return f"baseline:{role}"
+
+
 def verdict(
     policy: PolicySet, ctx: RuleContext, scope: Sequence[CompiledScopeItem] | None
 ) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
@@ -314,7 +324,7 @@ def verdict(
     if not hits:  # the common case, kept short
         source, fail_code, fail_reason = _permit(policy, ctx, scope, policy.roles.get(ctx.role))
         if source is None:
-            return "deny", fail_code, (), (fail_reason,)
+            return "deny", fail_code, (_failed_permit(fail_code, ctx.role),), (fail_reason,)
         return "allow", "allowed", (source,), _permitted(source)
     denies = [h for h in hits if h.effect == "deny"]
     if denies:
@@ -329,7 +339,7 @@ def verdict(
     if source is None and allows:
         source = allows[0]
     if source is None:
-        return "deny", fail_code, (), (fail_reason,)
+        return "deny", fail_code, (_failed_permit(fail_code, ctx.role),), (fail_reason,)
     reviews = [h for h in hits if h.effect == "review"]
     if reviews:
         return (

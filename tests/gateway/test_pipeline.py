@@ -46,6 +46,7 @@ async def test_out_of_scope_calls_are_denied_with_distinct_codes(gw):
     g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
     outside = await gw.authorize(call("fs.read_file", g.grant_id, path="/workspace/src/x.py"))
     assert (outside.decision.effect, outside.decision.code) == (Effect.DENY, "argument_out_of_scope")
+    assert outside.decision.rule_ids == ("grant_scope",)  # every decision names what decided it
     traversal = await gw.authorize(call("fs.read_file", g.grant_id, path="/workspace/docs/../../etc/passwd"))
     assert traversal.decision.code == "argument_out_of_scope"
     other_tool = await gw.authorize(call("fs.write_file", g.grant_id, path="/workspace/docs/a", content="x"))
@@ -180,7 +181,7 @@ async def test_no_grant_is_judged_against_the_baseline(gw):
     listed = await gw.authorize(call("fs.list_directory", path="/workspace"))
     assert listed.decision.effect is Effect.ALLOW
     read = await gw.authorize(call("fs.read_file", path="/workspace/a"))
-    assert read.decision.code == "no_grant"
+    assert read.decision.code == "no_grant" and read.decision.rule_ids == ("baseline:agent",)
 
 
 async def test_unknown_grant_is_denied(gw):
