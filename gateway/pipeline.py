@@ -559,11 +559,13 @@ class Gateway:
 
     async def _record_outcome(self, principal: Principal, issued: _Issued,
                               outcome: CallOutcome) -> None:
-        try:
-            size = len(canonical_json(outcome.output)) if outcome.output is not None else 0
-            out_digest = sha256_hex(canonical_json(outcome.output)) if outcome.output is not None else None
-        except Exception:
-            size, out_digest = len(str(outcome.output)), None
+        size, out_digest = 0, None
+        if outcome.output is not None:
+            try:
+                body = canonical_json(outcome.output)  # once: size and digest of the same text
+                size, out_digest = len(body), sha256_hex(body)
+            except Exception:
+                size, out_digest = len(str(outcome.output)), None
         writes = [self.audit.append(AuditEvent(
             type="call.completed", actor=principal.id, grant_id=issued.call.grant_id,
             decision_id=issued.decision.decision_id, ts=self.clock.now(),

@@ -82,17 +82,52 @@ class _Caller:
     key: str
 
 
-def _schema_error(schema: dict[str, Any], args: dict[str, Any]) -> str | None:
-    """A one-line summary of the first schema violation (paths and keywords, never values)."""
-    try:
-        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-        error = jsonschema.exceptions.best_match(cls(schema).iter_errors(args))
-    except jsonschema.exceptions.SchemaError:
-        return None  # the upstream's schema is broken: let the upstream judge
-    if error is None:
-        return None
-    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-    return f"argument {where} fails the tool's schema ({error.validator})"
+_NO_SCHEMA: dict[str, Any] = {}
+
+
+class _SchemaChecks:
+    """Compiled argument validators, one per upstream schema object.
+
+    Building a jsonschema validator costs more than the rest of the MCP edge per call; the
+    schema dicts live as long as the upstream's cached tool list, so the validator is kept
+    with (and checked against) the very dict it was built from.
+    """
+
+    _MAX = 4096
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[dict[str, Any], Any]] = {}
+
+    def _validator(self, schema: dict[str, Any]) -> Any:
+        hit = self._by_id.get(id(schema))
+        if hit is not None and hit[0] is schema:
+            return hit[1]
+        try:
+            cls = jsonschema.validators.validator_for(schema,
+                                                      default=jsonschema.Draft202012Validator)
+            validator: Any = cls(schema)
+        except jsonschema.exceptions.SchemaError:
+            validator = None  # the upstream's schema is broken: let the upstream judge
+        if len(self._by_id) >= self._MAX:
+            self._by_id.clear()
+        self._by_id[id(schema)] = (schema, validator)
+        return validator
+
+    def error(self, schema: dict[str, Any], args: dict[str, Any]) -> str | None:
+        """A one-line summary of the first schema violation (paths and keywords, never values)."""
+        validator = self._validator(schema)
+        if validator is None:
+            return None
+        try:
+            if validator.is_valid(args):
+                return None
+            error = jsonschema.exceptions.best_match(validator.iter_errors(args))
+        except jsonschema.exceptions.SchemaError:
+            return None
+        if error is None:
+            return None
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        return f"argument {where} fails the tool's schema ({error.validator})"
 
 
 def _encode_cursor(index: int, cursor: str | None) -> str:
@@ -125,6 +160,7 @@ class McpGateway:
         self.bus = InMemorySubscriptionBus()
         self.listen = ListenHandler(self.bus)
         self._resource_routes: dict[str, str] = {}
+        self._schemas = _SchemaChecks()
         self._own = GrantTools(gateway, lambda: gateway.clock.now())
         gateway.on_grant_change(self._grant_changed)
         upstreams.set_tools_changed_callback(self.tools_changed)
@@ -241,7 +277,7 @@ class McpGateway:
     async def _authorized_call(self, ctx: Any, caller: _Caller, routed: RoutedTool,
                                args: dict[str, Any]) -> t.CallToolResult:
         pin = await self.pins.check(routed.public_name, routed.tool)
-        problem = _schema_error(routed.tool.input_schema or {}, args)
+        problem = self._schemas.error(routed.tool.input_schema or _NO_SCHEMA, args)
         call = self._call(ctx, caller, routed.public_name, args,
                           self.upstreams.annotations_of(routed.tool))
         auth = await self.gateway.authorize(call, tool_changed=not pin.ok,

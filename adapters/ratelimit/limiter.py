@@ -100,6 +100,7 @@ class LimitsRateLimiter:
         self._backoff = backoff
         self._items: dict[tuple[int, int], RateLimitItemPerSecond] = {}
         self._rules_cache: tuple[int, list[RateLimitRule]] | None = None
+        self._backoff_cache: tuple[Any, RetryBackoff] | None = None
         self._current: RetryBackoff | None = None
         self._last_key: tuple[ToolCall, str] | None = None
 
@@ -112,7 +113,15 @@ class LimitsRateLimiter:
         return rules
 
     def _policy_backoff(self, policy: Any) -> RetryBackoff:
-        return self._backoff or RetryBackoff.from_policy(policy)
+        if self._backoff is not None:
+            return self._backoff
+        # parsed once per policy object (policies are immutable; a reload swaps the object)
+        cached = self._backoff_cache
+        if cached is not None and cached[0] is policy:
+            return cached[1]
+        backoff = RetryBackoff.from_policy(policy)
+        self._backoff_cache = (policy, backoff)
+        return backoff
 
     def _item(self, rule: RateLimitRule) -> RateLimitItemPerSecond:
         k = (rule.limit, max(1, math.ceil(rule.window_s)))
