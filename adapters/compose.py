@@ -16,7 +16,6 @@ from typing import Any, Awaitable, Callable
 
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
-from gateway.model import Decision
 from gateway.pipeline import Gateway
 from policies.engine import PolicySet
 from policies.loader import default_pack_paths, load_policy_files

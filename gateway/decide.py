@@ -7,7 +7,7 @@ it always returns the same decision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 from policies.engine import PolicySet, RuleContext, verdict

@@ -6,7 +6,7 @@ compare-and-set on the stored grant and an audit event; an audit failure aborts 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from policies.conditions import ConditionError

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from policies.engine import PolicySet
 from policies.scope import compile_scope
 
+from .call_approvals import APPROVAL_WINDOW_S, CallApprovals
 from .clock import Clock, SystemClock
-from .decide import Facts, Throttle, decide, policy_role
-from .digest import args_digest, canonical_json, sha256_hex
+from .decide import Facts, Throttle, decide
+from .digest import args_digest
 from .errors import GatewayError
 from .grants import GrantRequest, GrantService, RenewRequest
 from .ids import new_id
@@ -41,6 +41,7 @@ from .model import (
     Role,
     ToolCall,
 )
+from .outcomes import Outcomes
 from .ports import (
     ApprovalStore,
     AuditEvent,
@@ -53,17 +54,16 @@ from .ports import (
     StoreUnavailable,
     ToolPinStore,
 )
+from .tool_pins import ToolPins
 
 __all__ = ["Gateway", "Authorization", "RunResult", "APPROVAL_WINDOW_S"]
 
 log = logging.getLogger("jitgate.pipeline")
 
-APPROVAL_WINDOW_S = 3600.0
 # Denials that say "wait" or "we failed", not "no": retrying them is no pressure on policy.
 _NOT_RETRY_PRESSURE = frozenset({"grant_pending", "approval_pending", "audit_unavailable",
                                  "store_unavailable", "credential_unavailable", "internal_error",
                                  "detector_unavailable"})
-_DECISION_CACHE = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +92,6 @@ class RunResult:
     @property
     def decision(self) -> Decision:
         return self.authorization.decision
-
-
-@dataclass(slots=True)
-class _Issued:
-    call: ToolCall
-    decision: Decision
-    lease: Lease | None
-    completed: bool = False
 
 
 Forward = Callable[[ToolCall, Credential | None], Awaitable[Any]]
@@ -139,13 +131,14 @@ class Gateway:
         self.grants = GrantService(grants, audit, self.clock, lambda: self._policy)
         self._key_auth = KeyAuthenticator(keys)
         self._workload_verifier = workload_verifier
-        self._issued: OrderedDict[str, _Issued] = OrderedDict()
         self._scope_cache: dict[tuple[str, int], tuple[Any, ...]] = {}
         self._grant_listeners: list[Callable[[str, GrantStatus], Any]] = []
         self._decision_listeners: list[Callable[[Decision], None]] = []
-        # outcome records still being written after the answer went back (see `report`)
-        self._pending: dict[str, set[asyncio.Task[None]]] = {}
         self.grants.on_change(self._grant_changed)
+        self.call_approvals = CallApprovals(approvals, audit, self.clock)
+        self.tool_pins = ToolPins(pins, audit, self.clock)
+        self.outcomes = Outcomes(audit, self.clock, lambda: self._policy, lambda: self.drift,
+                                 self._end_leases)
 
     # -- policy --------------------------------------------------------------------------
 
@@ -257,67 +250,27 @@ class Gateway:
 
     # -- per-call approvals --------------------------------------------------------------
 
-    async def list_approvals(self, principal: Principal, status: str | None = "pending") -> list[CallApproval]:
-        if principal.role is Role.AGENT:
-            raise GatewayError("forbidden", "only reviewers list approvals")
-        return await self.approvals.list(status=status)
-
-    async def _decide_approval(self, principal: Principal, approval_id: str, approve: bool) -> CallApproval:
-        if principal.role not in (Role.REVIEWER, Role.ADMIN):
-            raise GatewayError("forbidden", "only a reviewer or an admin may decide approvals")
-        approval = await self.approvals.get(approval_id)
-        if approval is None:
-            raise GatewayError("approval_not_found", f"no approval {approval_id}")
-        if approval.agent_id == principal.id:
-            raise GatewayError("self_approval", "nobody approves their own call")
-        if approval.expires_at <= self.clock.now():
-            raise GatewayError("approval_not_pending", "the approval request has lapsed")
-        status = ApprovalStatus.APPROVED if approve else ApprovalStatus.DENIED
-        ok = await self.approvals.set_status(approval_id, status.value, principal.id,
-                                             expected=ApprovalStatus.PENDING.value)
-        if not ok:
-            raise GatewayError("approval_not_pending", "the approval was already decided")
-        await self.audit.append(AuditEvent(
-            type="call.approved" if approve else "call.approval_denied", actor=principal.id,
-            grant_id=approval.grant_id, decision_id=approval.decision_id, ts=self.clock.now(),
-            data={"approval_id": approval_id, "tool": approval.tool,
-                  "args_digest": approval.args_digest}))
-        return replace(approval, status=status, approver=principal.id)
+    async def list_approvals(self, principal: Principal,
+                             status: str | None = "pending") -> list[CallApproval]:
+        return await self.call_approvals.list(principal, status)
 
     async def approve_call(self, principal: Principal, approval_id: str) -> CallApproval:
-        return await self._decide_approval(principal, approval_id, True)
+        return await self.call_approvals.decide(principal, approval_id, True)
 
     async def deny_call(self, principal: Principal, approval_id: str) -> CallApproval:
-        return await self._decide_approval(principal, approval_id, False)
+        return await self.call_approvals.decide(principal, approval_id, False)
 
     # -- tool pinning --------------------------------------------------------------------
 
     async def check_tool_pin(self, tool: str, fingerprint: str) -> bool:
         """True when the tool is pinned to this fingerprint (pinning it if it is new)."""
-        if self.pins is None:
-            return True
-        pinned = await self.pins.get(tool)
-        if pinned is None:
-            await self.pins.pin(tool, fingerprint)
-            await self.audit.append(AuditEvent(type="tool.pinned", actor="gateway",
-                                               ts=self.clock.now(),
-                                               data={"tool": tool, "fingerprint": fingerprint}))
-            return True
-        return pinned == fingerprint
+        return await self.tool_pins.check(tool, fingerprint)
 
     async def record_tool_changed(self, tool: str, old: str, new: str) -> None:
-        await self.audit.append(AuditEvent(type="tool.changed", actor="gateway", ts=self.clock.now(),
-                                           data={"tool": tool, "pinned": old, "seen": new}))
+        await self.tool_pins.changed(tool, old, new)
 
     async def repin_tool(self, principal: Principal, tool: str, fingerprint: str) -> None:
-        if principal.role is not Role.ADMIN:
-            raise GatewayError("forbidden", "only an admin re-pins a tool")
-        if self.pins is None:
-            return
-        await self.audit.append(AuditEvent(type="tool.repinned", actor=principal.id,
-                                           ts=self.clock.now(),
-                                           data={"tool": tool, "fingerprint": fingerprint}))
-        await self.pins.pin(tool, fingerprint)
+        await self.tool_pins.repin(principal, tool, fingerprint)
 
     # -- the path of one call ------------------------------------------------------------
 
@@ -489,7 +442,7 @@ class Gateway:
             await self._revoke_for_drift(grant, decision)
         elif grant is not None and decision.code == "grant_expired":
             await self._settle(grant)
-        self._remember(call, decision, lease)
+        self.outcomes.remember(call, decision, lease)
         for observe in self._decision_listeners:
             try:
                 observe(decision)
@@ -531,93 +484,17 @@ class Gateway:
             options=options))
         return credential
 
-    def _remember(self, call: ToolCall, decision: Decision, lease: Lease | None) -> None:
-        self._issued[decision.decision_id] = _Issued(call, decision, lease)
-        while len(self._issued) > _DECISION_CACHE:
-            self._issued.popitem(last=False)
-
-    def _claim(self, principal: Principal, decision_id: str) -> _Issued:
-        issued = self._issued.get(decision_id)
-        if issued is None:
-            raise GatewayError("decision_not_found", f"no open decision {decision_id}")
-        if issued.call.agent.id != principal.id and principal.role is not Role.ADMIN:
-            raise GatewayError("decision_not_found", f"no open decision {decision_id}")
-        if issued.completed:
-            raise GatewayError("conflict", "the result of this call was already reported")
-        issued.completed = True
-        return issued
-
-    async def _observe(self, issued: _Issued, outcome: CallOutcome) -> None:
-        """Feed the output to the drift detectors (in memory: before the next decision)."""
-        if self.drift is None or issued.decision.effect is not Effect.ALLOW or outcome.output is None:
-            return
-        try:
-            spec = self._policy.tool_spec(issued.call.tool)
-            await self.drift.observe_output(issued.call, spec, outcome.output)
-        except Exception:
-            log.error("drift monitor failed to observe %s", issued.decision.decision_id)
-
-    async def _record_outcome(self, principal: Principal, issued: _Issued,
-                              outcome: CallOutcome) -> None:
-        size, out_digest = 0, None
-        if outcome.output is not None:
-            try:
-                body = canonical_json(outcome.output)  # once: size and digest of the same text
-                size, out_digest = len(body), sha256_hex(body)
-            except Exception:
-                size, out_digest = len(str(outcome.output)), None
-        writes = [self.audit.append(AuditEvent(
-            type="call.completed", actor=principal.id, grant_id=issued.call.grant_id,
-            decision_id=issued.decision.decision_id, ts=self.clock.now(),
-            data={"ok": outcome.ok, "error": (outcome.error or "")[:500] or None,
-                  "output_digest": out_digest, "output_bytes": size,
-                  "effect": issued.decision.effect.value,
-                  "lease_id": issued.lease.lease_id if issued.lease else None}))]
-        if issued.lease is not None:
-            writes.append(self._end_leases([issued.lease], "used"))
-        results = await asyncio.gather(*writes, return_exceptions=True)
-        if isinstance(results[0], BaseException):
-            raise results[0]
-
     async def complete(self, principal: Principal, decision_id: str, outcome: CallOutcome) -> None:
         """Record what the tool returned: drift detectors, audit, one-shot lease released."""
-        issued = self._claim(principal, decision_id)
-        await self._observe(issued, outcome)
-        await self._record_outcome(principal, issued, outcome)
+        await self.outcomes.complete(principal, decision_id, outcome)
 
     async def report(self, principal: Principal, decision_id: str, outcome: CallOutcome) -> None:
-        """Like `complete`, but the durable part is written after the answer has gone back.
-
-        The drift detectors see the output now, before any later decision; the audit record
-        and the lease release follow in the background (`drain()` waits for them). The
-        decision itself was audited before the call ran.
-        """
-        issued = self._claim(principal, decision_id)
-        await self._observe(issued, outcome)
-        key = issued.call.grant_id or issued.call.agent.id
-        task = asyncio.ensure_future(self._record_quietly(principal, issued, outcome))
-        bucket = self._pending.setdefault(key, set())
-        bucket.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            bucket.discard(t)
-            if not bucket and self._pending.get(key) is bucket:
-                del self._pending[key]
-
-        task.add_done_callback(done)
-
-    async def _record_quietly(self, principal: Principal, issued: _Issued,
-                              outcome: CallOutcome) -> None:
-        try:
-            await self._record_outcome(principal, issued, outcome)
-        except Exception:
-            log.error("could not record the outcome of %s", issued.decision.decision_id)
+        """Like `complete`, with the durable part written right after the answer."""
+        await self.outcomes.report(principal, decision_id, outcome)
 
     async def drain(self) -> None:
-        """Wait for every outcome still being recorded (shutdown, tests)."""
-        while self._pending:
-            tasks = [t for bucket in list(self._pending.values()) for t in bucket]
-            await asyncio.gather(*tasks, return_exceptions=True)
+        """Wait for every outcome still being recorded (reads, shutdown, tests)."""
+        await self.outcomes.drain()
 
     async def run(self, call: ToolCall, forward: Forward) -> RunResult:
         """Authorize, forward when allowed, and report the outcome: the in-process path."""

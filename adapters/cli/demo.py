@@ -17,7 +17,7 @@ from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.grants import GrantRequest
 from gateway.keys import create_key
-from gateway.model import Credential, Effect, Principal, Role, ToolCall
+from gateway.model import Credential, Effect, Role, ToolCall
 
 __all__ = ["run_demo"]
 

@@ -8,7 +8,7 @@ never forwarded upstream.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 from mcp.server.auth.provider import AccessToken
 

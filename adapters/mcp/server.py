@@ -8,11 +8,10 @@ outcomes are tool results with `is_error=True` (see results.py), never protocol 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import jsonschema
 import mcp.types as t

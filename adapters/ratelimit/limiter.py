@@ -167,7 +167,6 @@ class LimitsRateLimiter:
         """After a decision: a deny starts or grows the backoff; an allow clears it. (Throttled
         retries are counted by `check` itself.)"""
         effect = getattr(getattr(decision, "effect", None), "value", "")
-        code = getattr(decision, "code", "")
         if effect == "allow":
             await self.record_allow(call)
         elif effect == "deny":

@@ -22,7 +22,7 @@ from gateway.ports import ConcurrentUpdate, KeyRecord, StoreUnavailable
 
 from .records import lease_insert
 from .records import (approval_from_dict, approval_to_dict, dumps, grant_from_dict,
-                      grant_to_dict, key_from_dict, key_to_dict, lease_from_dict, lease_to_dict)
+                      grant_to_dict, key_from_dict, key_to_dict, lease_from_dict)
 from .sqlite_audit import (SqliteAuditLog, iter_sqlite_audit, read_sqlite_audit,
                            read_sqlite_checkpoints, verify_sqlite)
 from .sqlite_engine import DB_FILE, SqliteEngine
