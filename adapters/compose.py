@@ -191,10 +191,26 @@ async def _build_runtime(settings: Settings, clock: Clock | None, policy: Policy
         report = await verify()
         return report.as_dict()
 
+    async def reload_policy(principal: Any) -> str:
+        from gateway.errors import GatewayError
+        from policies.loader import PolicyLoadError
+
+        try:
+            fresh = load_policy(settings)
+        except PolicyLoadError as exc:
+            problems = [{"file": p.file, "rule_id": p.rule_id, "code": p.code, "path": p.path}
+                        for p in exc.problems][:50]
+            raise GatewayError("invalid_policy", f"{len(exc.problems)} problem(s); the policy "
+                               "in force is unchanged", details={"problems": problems}) from None
+        if fresh.revision != gateway.policy.revision:
+            await gateway.reload_policy(fresh, actor=principal.id)
+        return gateway.policy.revision
+
     http_tools = _http_tools(settings, clock, policy)
     services = ApiServices(gateway=gateway, max_body_bytes=settings.max_body_bytes,
                            jwks=keyring.jwks, introspect=do_introspect, verify_audit=verify_audit,
-                           http_tools=http_tools, public_url=settings.public_url or "")
+                           http_tools=http_tools, public_url=settings.public_url or "",
+                           reload_policy=reload_policy)
     runtime = Runtime(settings=settings, gateway=gateway, keyring=keyring, services=services,
                       closers=closers, extras={"metrics": metrics, "stores": stores})
     await _attach_mcp(runtime)

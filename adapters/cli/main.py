@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from gateway.config import DEFAULT_DATA_DIR, load_settings
+from gateway.model import Principal, Role
 
 from . import audit_cmd, grants_cmd, keys_cmd, policy_cmd
 
@@ -49,6 +51,18 @@ def serve(
             server = uvicorn.Server(uvicorn.Config(app_, host=settings.host, port=settings.port,
                                                    log_level=log_level, access_log=False,
                                                    lifespan="on"))
+            reload = runtime.services.reload_policy
+
+            async def on_hup() -> None:
+                try:
+                    revision = await reload(Principal("admin:sighup", Role.ADMIN, "sighup"))
+                    typer.echo(f"policy revision {revision[:12]} in force")
+                except Exception as exc:  # keep serving with the policy in force
+                    typer.echo(f"policy reload refused: {getattr(exc, 'message', type(exc).__name__)}",
+                               err=True)
+
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, lambda: asyncio.ensure_future(on_hup()))
             url = f"http://{settings.host}:{settings.port}"
             typer.echo(f"JITGate listening on {url}  (store: {settings.store}, data: "
                        f"{settings.data_dir}, policy revision {runtime.gateway.policy.revision[:12]})")

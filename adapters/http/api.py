@@ -44,6 +44,8 @@ class ApiServices:
     public_url: str = ""
     # (admin, tool) -> new fingerprint: accept the definition an upstream serves now
     repin: Callable[[Principal, str], Awaitable[str]] | None = None
+    # admin -> the new policy revision: reload the configured policy files (atomic, audited)
+    reload_policy: Callable[[Principal], Awaitable[str]] | None = None
 
 
 def _bearer(request: Request) -> str:
@@ -97,6 +99,19 @@ def api_routes(svc: ApiServices) -> list[Route]:
         """The policy in force: revision, tiers, tools, roles, rule ids."""
         await principal_of(request)
         return JSONResponse(gw.policy.describe())
+
+    async def policy_reload(request: Request) -> Response:
+        """Admin: reload the configured policy files; an invalid set keeps the one in force."""
+        principal = await principal_of(request)
+        await body(request, NoteBody, allow_empty=True)
+        if principal.role is not Role.ADMIN:
+            raise GatewayError("forbidden", "only an admin reloads the policy")
+        if svc.reload_policy is None:
+            raise GatewayError("not_found", "policy reload is not available here")
+        previous = gw.policy.revision
+        revision = await svc.reload_policy(principal)
+        return JSONResponse({"revision": revision, "previous": previous,
+                             "changed": revision != previous})
 
     # -- grants -----------------------------------------------------------------------
 
@@ -285,6 +300,7 @@ def api_routes(svc: ApiServices) -> list[Route]:
         R("/healthz", guarded(healthz), methods=["GET"]),
         R("/.well-known/jwks.json", guarded(jwks), methods=["GET"]),
         R("/v1/policy", guarded(policy), methods=["GET"]),
+        R("/v1/policy/reload", guarded(policy_reload), methods=["POST"]),
         R("/v1/grants", guarded(create_grant), methods=["POST"]),
         R("/v1/grants", guarded(list_grants), methods=["GET"]),
         R("/v1/grants/{grant_id}", guarded(get_grant), methods=["GET"]),

@@ -111,3 +111,39 @@ def test_grants_commands_work_against_a_running_gateway(tmp_path):
         assert nokey.returncode == 2
     finally:
         live.stop()
+
+
+def test_sighup_reloads_the_policy_of_a_running_gateway(tmp_path):
+    from policies.loader import default_pack_paths
+
+    files = []
+    for path in default_pack_paths():
+        copy = tmp_path / path.name
+        copy.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+        files.append(copy)
+    port = free_port()
+    args = [*JITGATE, "serve", "--port", str(port), "--data-dir", str(tmp_path / "d")]
+    for f in files:
+        args += ["--policy", str(f)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/healthz"
+    try:
+        deadline = time.time() + 60
+        before = None
+        while time.time() < deadline and before is None:
+            try:
+                before = httpx2.get(url, timeout=1).json()["policy_revision"]
+            except Exception:
+                time.sleep(0.2)
+        assert before
+        (tmp_path / "devtools.yaml").write_text((tmp_path / "devtools.yaml").read_text().replace(
+            "description: Files, git and shell for coding agents.", "description: Changed."))
+        proc.send_signal(signal.SIGHUP)
+        after = before
+        while time.time() < deadline and after == before:
+            time.sleep(0.2)
+            after = httpx2.get(url, timeout=1).json()["policy_revision"]
+        assert after != before
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
