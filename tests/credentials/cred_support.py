@@ -16,7 +16,7 @@ from gateway.model import Grant, GrantStatus, Lease, Principal, Role, ToolCall
 from gateway.ports import MintRequest
 
 __all__ = ["service_missing", "make_request", "serve", "MemoryLeases", "World", "make_grant",
-           "ISS", "gateway_app"]
+           "ISS"]
 
 ISS = "https://gateway.test"
 

@@ -14,7 +14,7 @@ from starlette.routing import Mount, Route
 from adapters.credentials import CallTokenIssuer, CallTokenVerifier, Keyring
 from adapters.credentials.http_tool import HttpToolForwarder, HttpToolSpec
 from adapters.credentials.middleware import CallTokenMiddleware
-from adapters.credentials.secrets import InjectionSpec, Redactor, SecretResolver
+from adapters.credentials.secrets import InjectionSpec, SecretResolver
 from gateway.clock import FakeClock
 from gateway.errors import GatewayError
 

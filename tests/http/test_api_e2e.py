@@ -27,7 +27,7 @@ def client(live, who: str) -> httpx2.Client:
 
 
 def test_grants_and_decisions_over_http(live):
-    agent, reviewer, reviewer2 = client(live, "agent"), client(live, "reviewer"), client(live, "reviewer2")
+    agent, reviewer = client(live, "agent"), client(live, "reviewer")
     r = agent.post("/v1/grants", json={"objective": "summarise the docs", "scope": READ_DOCS, "ttl_s": 600})
     assert r.status_code == 201, r.text
     low = r.json()

@@ -6,7 +6,6 @@ import os
 import signal
 from pathlib import Path
 
-import mcp.types as t
 import pytest
 
 from adapters.mcp.upstreams import UpstreamConfig, UpstreamManager, UpstreamUnavailable
