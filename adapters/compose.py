@@ -149,11 +149,10 @@ async def _build_runtime(settings: Settings, clock: Clock | None, policy: Policy
         closers.append(stores.close)
         keyring = Keyring.open(data_dir / "keys", clock)
     elif settings.store == "memory":
-        from adapters.storage.memory import (MemoryApprovalStore, MemoryAuditLog, MemoryGrantStore,
-                                             MemoryKeyStore, MemoryLeaseStore, MemoryToolPinStore)
+        from adapters.storage.memory import open_memory
 
-        stores = _MemoryStores(MemoryGrantStore(), MemoryApprovalStore(), MemoryKeyStore(),
-                               MemoryAuditLog(), MemoryLeaseStore(), MemoryToolPinStore())
+        stores = open_memory(clock=clock)
+        closers.append(stores.close)
         keyring = Keyring.ephemeral(clock)
     else:
         from adapters.storage.signer import Ed25519FileSigner
@@ -241,33 +240,22 @@ async def _attach_mcp(runtime: Runtime) -> None:
     await attach_to_runtime(runtime)
 
 
-@dataclass
-class _MemoryStores:
-    grants: Any
-    approvals: Any
-    keys: Any
-    audit: Any
-    leases: Any
-    pins: Any
-
-
 def memory_gateway(policy: PolicySet | None = None, clock: Clock | None = None, *,
                    drift: Any = "default", ratelimiter: Any = "default",
                    issuers: dict[str, Any] | None = None) -> Gateway:
     """An in-memory Gateway with the default policy pack and call tokens: tests, demos."""
     from adapters.credentials.call_token import CallTokenIssuer
     from adapters.credentials.keyring import Keyring
-    from adapters.storage.memory import (MemoryApprovalStore, MemoryAuditLog, MemoryGrantStore,
-                                         MemoryKeyStore, MemoryLeaseStore, MemoryToolPinStore)
+    from adapters.storage.memory import open_memory
 
     clock = clock or SystemClock()
     policy = policy or load_policy()
     settings = Settings(store="memory")
     d, r = _drift_and_limits(settings, clock, policy)
     keyring = Keyring.ephemeral(clock)
-    gw = Gateway(policy=policy, grants=MemoryGrantStore(), approvals=MemoryApprovalStore(),
-                 keys=MemoryKeyStore(), audit=MemoryAuditLog(), leases=MemoryLeaseStore(),
-                 pins=MemoryToolPinStore(),
+    stores = open_memory(clock=clock)
+    gw = Gateway(policy=policy, grants=stores.grants, approvals=stores.approvals,
+                 keys=stores.keys, audit=stores.audit, leases=stores.leases, pins=stores.pins,
                  issuers=issuers if issuers is not None else {"jwt": CallTokenIssuer(keyring, "jitgate", clock)},
                  drift=d if drift == "default" else drift,
                  ratelimiter=r if ratelimiter == "default" else ratelimiter, clock=clock)

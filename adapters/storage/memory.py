@@ -7,7 +7,7 @@ tested: the failing call raises StoreUnavailable and changes nothing.
 from __future__ import annotations
 
 import bisect
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -20,6 +20,8 @@ from gateway.model import ApprovalStatus, CallApproval, Grant, Lease
 from gateway.ports import AuditEvent, AuditRecord, ConcurrentUpdate, KeyRecord, StoreUnavailable
 
 __all__ = [
+    "MemoryStores",
+    "open_memory",
     "MemoryGrantStore",
     "MemoryApprovalStore",
     "MemoryKeyStore",
@@ -284,3 +286,25 @@ class MemoryAuditLog(_Faults):
         get = getattr(self.signer, "public_keys", None)
         keys = public_keys if public_keys is not None else (get() if callable(get) else {})
         return verify_chain(self.records, self.checkpoints, keys)
+
+
+@dataclass
+class MemoryStores:
+    """Every in-memory store of one gateway, shaped like `SqliteStores` / `PostgresStores`."""
+
+    grants: MemoryGrantStore
+    approvals: MemoryApprovalStore
+    keys: MemoryKeyStore
+    audit: MemoryAuditLog
+    leases: MemoryLeaseStore
+    pins: MemoryToolPinStore
+
+    async def close(self) -> None:
+        await self.audit.close()  # the closing checkpoint
+
+
+def open_memory(signer: Signer | None = None, checkpoint_every: int = 100,
+                clock: Clock | None = None) -> MemoryStores:
+    return MemoryStores(MemoryGrantStore(), MemoryApprovalStore(), MemoryKeyStore(),
+                        MemoryAuditLog(signer, checkpoint_every, clock), MemoryLeaseStore(),
+                        MemoryToolPinStore())

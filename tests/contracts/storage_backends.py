@@ -47,18 +47,6 @@ async def pg_reachable() -> bool:
     return _pg_ok
 
 
-@dataclass
-class _MemoryStores:
-    grants: Any
-    approvals: Any
-    keys: Any
-    audit: Any
-    leases: Any
-    pins: Any
-
-    async def close(self) -> None:
-        await self.audit.close()
-
 
 @dataclass
 class Harness:
@@ -72,13 +60,9 @@ class Harness:
 
     async def _open(self) -> Any:
         if self.name == "memory":
-            from adapters.storage.memory import (MemoryApprovalStore, MemoryAuditLog,
-                                                 MemoryGrantStore, MemoryKeyStore,
-                                                 MemoryLeaseStore, MemoryToolPinStore)
+            from adapters.storage.memory import open_memory
 
-            return _MemoryStores(MemoryGrantStore(), MemoryApprovalStore(), MemoryKeyStore(),
-                                 MemoryAuditLog(self.signer, self.checkpoint_every, self.clock),
-                                 MemoryLeaseStore(), MemoryToolPinStore())
+            return open_memory(self.signer, self.checkpoint_every, self.clock)
         if self.name == "sqlite":
             from adapters.storage.sqlite import open_sqlite
 
