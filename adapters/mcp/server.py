@@ -284,7 +284,7 @@ class McpGateway:
         decision = auth.decision
         if not decision.allowed:
             return decision_refusal(decision)
-        upstream_name = routed.public_name.split(".", 1)[1]
+        upstream_name = routed.tool.name
         try:
             result = await routed.upstream.call_tool(upstream_name, args)
         except UpstreamUnavailable as exc:
@@ -387,7 +387,8 @@ class McpGateway:
             lambda c, cur: c.list_prompts(cursor=cur))
         if page is None:
             return t.ListPromptsResult(prompts=[])
-        prompts = [strip_meta(p).model_copy(update={"name": f"{ns}.{p.name}"})
+        config = self.upstreams.upstreams[ns].config
+        prompts = [strip_meta(p).model_copy(update={"name": config.public_name(p.name)})
                    for p in page.prompts]
         return t.ListPromptsResult(prompts=prompts, next_cursor=nxt)
 

@@ -57,6 +57,9 @@ class UpstreamConfig(BaseModel):
     url: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # between prefix and tool name: "." (`fs.read_file`), or "_" / "__" / "-" for clients whose
+    # model API allows only [A-Za-z0-9_-] in function names (OpenAI via the Agents SDK)
+    separator: Literal[".", "_", "__", "-"] = "."
     # env var (stdio) or header (http) -> secret name; `${secret:NAME}` also works in env/headers
     secret_env: dict[str, str] = Field(default_factory=dict)
     timeout_s: float = Field(default=30.0, gt=0)
@@ -72,6 +75,9 @@ class UpstreamConfig(BaseModel):
     @property
     def namespace(self) -> str:
         return self.prefix or self.name
+
+    def public_name(self, tool: str) -> str:
+        return f"{self.namespace}{self.separator}{tool}"
 
 
 class UpstreamUnavailable(Exception):
@@ -371,15 +377,19 @@ class UpstreamManager:
                 tools = await up.list_tools()
             except (UpstreamUnavailable, MCPError):
                 continue
-            out.extend(RoutedTool(f"{ns}.{tool.name}", up, tool) for tool in tools)
+            out.extend(RoutedTool(up.config.public_name(tool.name), up, tool) for tool in tools)
         return out
 
     def split(self, public_name: str) -> tuple[Upstream, str] | None:
-        ns, sep, rest = public_name.partition(".")
-        up = self.upstreams.get(ns)
-        if not sep or up is None or not rest:
-            return None
-        return up, rest
+        """(upstream, its own tool name) for a public name; the longest matching prefix wins,
+        so `a_b` + `_` and `a` + `_` cannot shadow each other."""
+        best: tuple[Upstream, str] | None = None
+        best_len = -1
+        for ns, up in self.upstreams.items():
+            head = ns + up.config.separator
+            if public_name.startswith(head) and len(public_name) > len(head) and len(head) > best_len:
+                best, best_len = (up, public_name[len(head):]), len(head)
+        return best
 
     async def find_tool(self, public_name: str) -> RoutedTool | None:
         """The tool behind a public name; raises UpstreamUnavailable if its upstream is down."""
