@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 import httpx2
 
 from .result import AuthorizeResult, GatewayClientError
-from .retry import DEFAULT_MAX_WAIT_S, retry_throttled, retry_throttled_sync
+from .retry import DEFAULT_MAX_WAIT_S, RetryingAuthorize, retry_throttled_sync
 
 __all__ = ["GatewayClient", "SyncGatewayClient", "grant_body", "jsonable"]
 
@@ -78,7 +78,7 @@ def _headers(agent_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {agent_key}", "Accept": "application/json"}
 
 
-class GatewayClient:
+class GatewayClient(RetryingAuthorize):
     """Async client. Use as `async with GatewayClient(url, key) as gw:` or call `aclose()`."""
 
     def __init__(self, base_url: str, agent_key: str, *, timeout: float = 30.0,
@@ -130,12 +130,6 @@ class GatewayClient:
         data = await self._call("POST", "/v1/authorize",
                                 _authorize_body(tool, arguments, grant_id, call_id))
         return AuthorizeResult.from_json(data)
-
-    async def authorize_with_retry(self, tool: str, arguments: Mapping[str, Any],
-                                   grant_id: str | None = None, call_id: str | None = None,
-                                   max_wait_s: float = DEFAULT_MAX_WAIT_S) -> AuthorizeResult:
-        return await retry_throttled(lambda: self.authorize(tool, arguments, grant_id, call_id),
-                                     max_wait_s=max_wait_s, sleep=self._sleep)
 
     async def report_result(self, decision_id: str, ok: bool, output: Any,
                             error: str | None = None) -> None:

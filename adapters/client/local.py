@@ -14,7 +14,7 @@ from gateway.model import CallOutcome, Principal, ToolCall
 
 from .http import jsonable
 from .result import AuthorizeResult, GatewayClientError
-from .retry import DEFAULT_MAX_WAIT_S, retry_throttled
+from .retry import RetryingAuthorize
 
 __all__ = ["LocalGatewayClient"]
 
@@ -33,7 +33,7 @@ def _public(obj: Any, now: float | None) -> dict[str, Any]:
         return public()
 
 
-class LocalGatewayClient:
+class LocalGatewayClient(RetryingAuthorize):
     """`GatewayClient`'s interface, acting as `principal` on an in-process `Gateway`."""
 
     def __init__(self, gateway: Any, principal: Principal, *,
@@ -106,12 +106,6 @@ class LocalGatewayClient:
                         grant_id=grant_id, call_id=call_id)
         auth = await self._guard(self.gateway.authorize(call))
         return AuthorizeResult.from_json(auth.public())
-
-    async def authorize_with_retry(self, tool: str, arguments: Mapping[str, Any],
-                                   grant_id: str | None = None, call_id: str | None = None,
-                                   max_wait_s: float = DEFAULT_MAX_WAIT_S) -> AuthorizeResult:
-        return await retry_throttled(lambda: self.authorize(tool, arguments, grant_id, call_id),
-                                     max_wait_s=max_wait_s, sleep=self._sleep)
 
     async def report_result(self, decision_id: str, ok: bool, output: Any,
                             error: str | None = None) -> None:

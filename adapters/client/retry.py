@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_result
 
 from .result import AuthorizeResult
 
-__all__ = ["retry_throttled", "retry_throttled_sync", "DEFAULT_MAX_WAIT_S"]
+__all__ = ["retry_throttled", "retry_throttled_sync", "RetryingAuthorize", "DEFAULT_MAX_WAIT_S"]
 
 DEFAULT_MAX_WAIT_S = 30.0
 _MIN_WAIT_S = 0.05
@@ -80,3 +80,19 @@ def retry_throttled_sync(
         reraise=True,
     )
     return retrying(attempt)
+
+
+class RetryingAuthorize:
+    """`authorize_with_retry` for the async clients (HTTP and in process), one definition.
+
+    The class using it provides `authorize(tool, arguments, grant_id, call_id)` and `_sleep`.
+    """
+
+    _sleep: Callable[[float], Awaitable[None]]
+
+    async def authorize_with_retry(self, tool: str, arguments: Mapping[str, Any],
+                                   grant_id: str | None = None, call_id: str | None = None,
+                                   max_wait_s: float = DEFAULT_MAX_WAIT_S) -> AuthorizeResult:
+        return await retry_throttled(
+            lambda: self.authorize(tool, arguments, grant_id, call_id),  # type: ignore[attr-defined]
+            max_wait_s=max_wait_s, sleep=self._sleep)
