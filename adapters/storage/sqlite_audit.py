@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Awaitable, Iterator, Mapping, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -68,6 +68,18 @@ class SqliteAuditLog:
             return (await self._e.append_with((event,), [lease_insert(lease)]))[0]
         except sqlite3.IntegrityError as exc:
             raise ConcurrentUpdate(f"lease {lease.lease_id} already exists") from exc
+
+    async def append_with_lease_committed(self, event: AuditEvent, lease: Lease | None
+                                          ) -> tuple[AuditRecord, Awaitable[None]]:
+        """The decision (and its lease) committed now, with an awaitable for the moment it is
+        on stable storage: a proxy forwards the call meanwhile and waits for it before it lets
+        the caller see the result."""
+        rows = [lease_insert(lease)] if lease is not None else []
+        try:
+            records, durable = await self._e.append_committed((event,), rows)
+        except sqlite3.IntegrityError as exc:
+            raise ConcurrentUpdate(f"lease {lease.lease_id if lease else ''} already exists") from exc
+        return records[0], durable
 
     async def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         if not events:

@@ -1,11 +1,19 @@
-"""The SQLite engine: one writer thread (group commit) and one reader thread over one file.
+"""The SQLite engine: writes on the event loop, one fsync thread, one reader thread.
 
-The writer owns the only write connection (WAL, synchronous=FULL). Audit appends that arrive
-while a transaction is running are committed together in the next one; each caller's future is
-resolved only after its batch's COMMIT returned, so a record is durable before its caller hears
-of it. A failed batch rolls back, leaves the chain head untouched and fails every caller in it
-with StoreUnavailable. The file is owned by one gateway process: several replicas need
-PostgreSQL.
+Group commit in two steps. Every write queued during one turn of the event loop (audit appends,
+the rows that travel with them, store jobs) goes into ONE transaction, run on the loop thread
+itself: with WAL and synchronous=NORMAL a COMMIT only appends frames to the WAL (tens of
+microseconds, no fsync). In `full` mode (the default) the committed round is then handed to the
+sync thread, which fdatasyncs the WAL once for every round committed since its last sync, and
+only then are the callers of those rounds answered: SQLite's own synchronous=FULL is exactly
+NORMAL plus this WAL sync after each commit, so a record is on stable storage before its caller
+hears of it, while the loop goes on serving during the fsync. Nothing is handed between threads
+but whole rounds, which keeps GIL hand-offs out of the hot path.
+
+A failed round rolls back, leaves the chain head untouched and fails every caller in it with
+StoreUnavailable. A failed fsync fails its callers and the engine for good (the page cache can
+no longer be trusted to reach the disk): every later write is refused. The file is owned by one
+gateway process; several replicas need PostgreSQL.
 """
 
 from __future__ import annotations
@@ -14,8 +22,8 @@ import asyncio
 import json
 import queue
 import sqlite3
+import os
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -31,7 +39,8 @@ __all__ = ["SqliteEngine", "SCHEMA_VERSION", "DB_FILE", "connect", "row_to_recor
 
 DB_FILE = "jitgate.db"
 SCHEMA_VERSION = 1
-_MAX_BATCH = 4096
+_CHECKPOINT_BYTES = 1000 * 4096  # SQLite's own auto-checkpoint size
+_WAL_HARD_LIMIT = 64 * 1024 * 1024  # checkpoints keep racing the writer: do one inline
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -115,6 +124,47 @@ def _post(loop: asyncio.AbstractEventLoop, items: _Deliveries) -> None:
         pass
 
 
+def _answer(done: Sequence[tuple[Any, tuple[Any, bool, Any]]]) -> None:
+    """Resolve (loop, (future, ok, value)) results: directly on the running loop, through
+    call_soon_threadsafe for any other."""
+    try:
+        here: Any = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    by_loop: dict[Any, _Deliveries] = {}
+    for loop, delivery in done:
+        by_loop.setdefault(loop, []).append(delivery)
+    for loop, deliveries in by_loop.items():
+        if loop is here:
+            _deliver(deliveries)
+        else:
+            _post(loop, deliveries)
+
+
+def _datasync(path: str) -> int:
+    """fdatasync the file at `path` (the WAL: every fd of an inode flushes the same pages) and
+    return its size."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _deliver(items: _Deliveries) -> None:
     for fut, ok, value in items:
         if fut.done():
@@ -136,30 +186,44 @@ class SqliteEngine:
         self.signer = signer
         self.checkpoint_every = checkpoint_every
         self.closed = False
+        self._failed: str | None = None  # set for good when an fsync failed
         self._busy = busy_timeout_ms
-        self._wq: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pending: list[tuple[Any, ...]] = []
+        self._early: dict[Any, Any] = {}  # caller future -> its durability future
+        self._flush_on: asyncio.AbstractEventLoop | None = None
+        self._write_lock = threading.Lock()
         self._rq: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._sq: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.head_seq = 0
         self.head_hash = GENESIS
-        # The head as the callers' side sees it: events are sealed there (CPU off the writer
-        # thread); the writer checks each batch against the stored head and re-seals on a gap.
+        # The head as the callers' side sees it: events are sealed when queued; the round checks
+        # each batch against the stored head and re-seals on a gap.
         self._tentative: tuple[int, str] = (0, GENESIS)
         self._resync = False
         self._seal_lock = threading.Lock()
         try:
-            self._wconn = connect(path, busy_timeout_ms=busy_timeout_ms, sync=sync)
+            # WAL commits without fsync; in full mode the sync thread makes each round durable.
+            self._wconn = connect(path, busy_timeout_ms=busy_timeout_ms, sync="normal")
+            wal = self._wconn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+            if not wal and sync == "full":  # no WAL here: let SQLite sync every commit itself
+                self._wconn.execute("PRAGMA synchronous = FULL")
+            self._wconn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints: sync thread
             self._init_schema()
             self._rconn = connect(path, busy_timeout_ms=busy_timeout_ms)
             self._rconn.execute("PRAGMA query_only = 1")
         except sqlite3.Error as exc:
             raise StoreUnavailable("cannot open the SQLite store") from exc
+        self._sync_wal = wal and sync == "full"
+        self._wal_path = f"{path}-wal"
+        if self._sync_wal:
+            _fsync_dir(path.parent)  # the WAL file's directory entry, once
         self._tentative = (self.head_seq, self.head_hash)
-        self._writer = threading.Thread(target=self._run_writer, name="jitgate-sqlite-writer",
-                                        daemon=True)
         self._reader = threading.Thread(target=self._run_reader, name="jitgate-sqlite-reader",
                                         daemon=True)
-        self._writer.start()
+        self._syncer = threading.Thread(target=self._run_syncer, name="jitgate-sqlite-sync",
+                                        daemon=True)
         self._reader.start()
+        self._syncer.start()
 
     def _init_schema(self) -> None:
         c = self._wconn
@@ -182,25 +246,41 @@ class SqliteEngine:
 
     # -- the asyncio side -------------------------------------------------------------------
 
-    def _submit(self, q: "queue.SimpleQueue[Any]", item: tuple[Any, ...]) -> "asyncio.Future[Any]":
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreUnavailable("the SQLite store is closed")
+        if self._failed is not None:
+            raise StoreUnavailable(self._failed)
+
+    def _submit_write(self, item: tuple[Any, ...]) -> "asyncio.Future[Any]":
+        """Queue a write for this turn's round; the round runs once the loop's current ready
+        callbacks (the other requests of this turn) have queued theirs."""
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._pending.append((*item, fut, loop))
+        if self._flush_on is None:
+            self._flush_on = loop
+            loop.call_soon(self._flush)
+        return fut
+
+    async def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `fn(conn)` in its own savepoint of the next round (on the loop thread: keep it
+        to a few statements)."""
+        return await self._submit_write(("job", fn))
+
+    async def insert(self, sql: str, params: tuple[Any, ...]) -> None:
+        """One row insert, batched with the other inserts of the round into multi-row
+        statements."""
+        return await self._submit_write(("insert", (sql, params)))
+
+    async def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         if self.closed:
             raise StoreUnavailable("the SQLite store is closed")
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        q.put((*item, fut, loop))
-        return fut
-
-    async def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run `fn(conn)` in its own write transaction on the writer thread."""
-        return await self._submit(self._wq, ("job", fn))
-
-    async def insert(self, sql: str, params: tuple[Any, ...]) -> None:
-        """One row insert, batched with the other inserts of the round into one executemany
-        (one GIL hand-off for the whole batch instead of one per statement)."""
-        return await self._submit(self._wq, ("insert", (sql, params)))
-
-    async def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        return await self._submit(self._rq, ("job", fn))
+        self._rq.put(("job", fn, fut, loop))
+        return await fut
 
     async def append(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         return await self.append_with(events, ())
@@ -209,14 +289,26 @@ class SqliteEngine:
                           rows: Sequence[tuple[str, tuple[Any, ...]]]) -> list[AuditRecord]:
         """Append audit events and insert `rows` ((sql, params) pairs) atomically, in the same
         round: both are written or neither is (e.g. a decision and the lease it minted)."""
-        if self.closed:
-            raise StoreUnavailable("the SQLite store is closed")
+        self._check_open()
         recs, data = self._preseal(list(events))
-        return await self._submit(self._wq, ("audit", (list(events), list(rows), recs, data)))
+        return await self._submit_write(("audit", (list(events), list(rows), recs, data)))
+
+    async def append_committed(self, events: Sequence[AuditEvent],
+                               rows: Sequence[tuple[str, tuple[Any, ...]]] = ()
+                               ) -> tuple[list[AuditRecord], "asyncio.Future[None]"]:
+        """Like `append_with`, answered as soon as the round is committed (visible, and safe
+        from a crash of this process), with a future that resolves once it is on stable
+        storage (or fails if it cannot be): for callers that overlap the fsync with other
+        work and wait for it before they answer anyone."""
+        self._check_open()
+        recs, data = self._preseal(list(events))
+        fut = self._submit_write(("audit", (list(events), list(rows), recs, data)))
+        self._early[fut] = fut.get_loop().create_future()
+        return await fut
 
     def _preseal(self, events: list[AuditEvent]) -> tuple[list[AuditRecord], list[str]]:
-        """Seal on the caller's thread after the tentative head; raise ValueError for an event
-        that cannot be hashed (nothing is queued then)."""
+        """Seal after the tentative head; raise ValueError for an event that cannot be hashed
+        (nothing is queued then)."""
         with self._seal_lock:
             if self._resync:
                 self._tentative, self._resync = (self.head_seq, self.head_hash), False
@@ -235,16 +327,54 @@ class SqliteEngine:
             self._tentative = (s, p)
             return recs, data
 
+    def _flush(self) -> None:
+        """One round: every queued write in one transaction, then (full mode) off to the sync
+        thread; failures are answered at once."""
+        self._flush_on = None
+        items, self._pending = self._pending, []
+        if not items:
+            return
+        with self._write_lock:
+            try:
+                done = self._process(items)
+            except Exception:  # never leave a caller waiting: fail the whole round closed
+                err = StoreUnavailable("the SQLite writer failed")
+                done = [(item[3], (item[2], False, err)) for item in items]
+        ok = [d for d in done if d[1][1]]
+        failed = [d for d in done if not d[1][1]]
+        if self._early:  # committed-now callers: answered at once, their durability follows
+            now, later = [], []
+            for loop, (fut, good, value) in done:
+                durable = self._early.pop(fut, None)
+                if durable is not None and good:
+                    now.append((loop, (fut, True, (value, durable))))
+                    later.append((loop, (durable, True, None)))
+                elif durable is None and good:
+                    later.append((loop, (fut, True, value)))
+            failed += now
+            ok = later
+        _answer(failed)
+        if ok and self._sync_wal:
+            self._sq.put(("sync", ok))
+        else:
+            _answer(ok)
+        self._maybe_checkpoint_inline()
+
     async def close(self) -> None:
         if self.closed:
             return
+        if self._pending:
+            self._flush()
         self.closed = True
         loop = asyncio.get_running_loop()
-        done_w: asyncio.Future[Any] = loop.create_future()
+        done_s: asyncio.Future[Any] = loop.create_future()
         done_r: asyncio.Future[Any] = loop.create_future()
-        self._wq.put(("stop", None, done_w, loop))
+        self._sq.put(("stop", [(loop, (done_s, True, None))]))
         self._rq.put(("stop", None, done_r, loop))
-        await asyncio.gather(done_w, done_r, return_exceptions=True)
+        await asyncio.gather(done_s, done_r, return_exceptions=True)
+        with self._write_lock:
+            self._final_checkpoint()
+            self._wconn.close()
 
     # -- the threads --------------------------------------------------------------------------
 
@@ -263,39 +393,66 @@ class SqliteEngine:
                 res = (fut, False, exc)
             _post(loop, [res])
 
-    def _run_writer(self) -> None:
+    def _run_syncer(self) -> None:
+        """fdatasync the WAL once for every round committed since the last sync, then answer
+        those rounds' callers; checkpoint the WAL into the database when it has grown."""
+        ckpt: sqlite3.Connection | None = None
         while True:
-            items = [self._wq.get()]
-            # Give the event loop a moment (one GIL hand-off) to queue the writes that belong
-            # with this one, e.g. a decision and its lease: one round, one fsync.
-            time.sleep(0)
-            while len(items) < _MAX_BATCH:
+            batch = [self._sq.get()]
+            while True:
                 try:
-                    items.append(self._wq.get_nowait())
+                    batch.append(self._sq.get_nowait())
                 except queue.Empty:
                     break
-            stop = next((i for i in items if i[0] == "stop"), None)
-            try:
-                out = self._process([i for i in items if i[0] != "stop"])
-            except Exception:  # never leave a caller waiting: fail the whole round closed
-                err = StoreUnavailable("the SQLite writer failed")
-                out = {}
-                for item in items:
-                    if item[0] != "stop":
-                        out.setdefault(item[3], []).append((item[2], False, err))
-            for loop, deliveries in out.items():
-                _post(loop, deliveries)
-            if stop is not None:
-                self._final_checkpoint()
-                self._wconn.close()
-                _post(stop[3], [(stop[2], True, None)])
+            waiting = [d for kind, ds in batch if kind == "sync" for d in ds]
+            stop = [ds for kind, ds in batch if kind == "stop"]
+            size = 0
+            if waiting:
+                try:
+                    size = _datasync(self._wal_path)
+                except OSError as exc:
+                    self._failed = f"the audit trail could not be made durable ({exc.strerror})"
+                    err = StoreUnavailable(self._failed)
+                    waiting = [(lp, (fut, False, err)) for lp, (fut, _, _) in waiting]
+                _answer(waiting)
+            if size > _CHECKPOINT_BYTES and self._failed is None:
+                ckpt = self._checkpoint(ckpt)
+            if stop:
+                if ckpt is not None:
+                    ckpt.close()
+                for ds in stop:
+                    _answer(ds)
                 return
 
-    def _process(self, items: list[tuple[Any, ...]]) -> dict[Any, _Deliveries]:
+    def _checkpoint(self, conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
+        """A PASSIVE checkpoint on the sync thread's own connection: it never blocks the
+        writer; the WAL restarts from its beginning once a checkpoint caught up."""
+        try:
+            if conn is None:
+                conn = connect(self.path, busy_timeout_ms=self._busy)
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            pass  # the next round tries again; a WAL too large is checkpointed inline
+        return conn
+
+    def _maybe_checkpoint_inline(self) -> None:
+        """Without the sync thread's help (normal mode), or when checkpoints keep racing the
+        writer, checkpoint on the writer connection between rounds."""
+        try:
+            size = os.stat(self._wal_path).st_size
+        except OSError:
+            return
+        if size > (_CHECKPOINT_BYTES if not self._sync_wal else _WAL_HARD_LIMIT):
+            with self._write_lock:
+                try:
+                    self._wconn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass
+
+    def _process(self, items: list[tuple[Any, ...]]) -> list[tuple[Any, tuple[Any, bool, Any]]]:
         """One round of group commit: every queued write job (each in its own savepoint) and
-        every queued audit append go into ONE transaction, so the round costs one fsync; each
-        caller is answered only after that COMMIT."""
-        out: dict[Any, _Deliveries] = {}
+        every queued audit append go into ONE transaction; returns (loop, (future, ok, value))
+        for each item, to be answered once the COMMIT is durable."""
         audits = [i for i in items if i[0] == "audit"]
         inserts = [i for i in items if i[0] == "insert"]
         jobs = [i for i in items if i[0] == "job"]
@@ -330,16 +487,10 @@ class SqliteEngine:
             self._rollback()
             self._resync = True
             err = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
-            for item in items:
-                out.setdefault(item[3], []).append((item[2], False, err))
-            return out
+            return [(item[3], (item[2], False, err)) for item in items]
         if new_head is not None:
             self.head_seq, self.head_hash = new_head
-        for loop, delivery in job_results:
-            out.setdefault(loop, []).append(delivery)
-        for fut, ok, value, loop in audit_results:
-            out.setdefault(loop, []).append((fut, ok, value))
-        return out
+        return job_results + [(loop, (fut, ok, value)) for fut, ok, value, loop in audit_results]
 
     def _insert_rows(self, inserts: list[tuple[Any, ...]]
                      ) -> list[tuple[Any, tuple[Any, bool, Any]]]:
