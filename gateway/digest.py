@@ -35,15 +35,21 @@ def _plain(value: Any) -> Any:
         for k, v in value.items():
             if type(k) is not str or not (k.isascii() or max(k) < "\U00010000"):
                 raise _Slow
-            out[k] = _plain(v)
+            tv = type(v)  # strings and None, the bulk of a record, without a call
+            out[k] = v if tv is str or v is None else _plain(v)
         return out
     if t is list or t is tuple:
-        return [_plain(v) for v in value]
+        return [v if type(v) is str else _plain(v) for v in value]
     raise _Slow
 
 
 class _Slow(Exception):
     pass
+
+
+# json.dumps with these options, without building an encoder per call
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           allow_nan=False).encode
 
 
 def canonical_json(value: Any) -> bytes:
@@ -54,9 +60,7 @@ def canonical_json(value: Any) -> bytes:
     keys and no ASCII escaping emits exactly the JCS bytes; anything else takes rfc8785.
     """
     try:
-        text = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False, allow_nan=False)
-        return text.encode("utf-8")
+        return _encode(_plain(value)).encode("utf-8")
     except (_Slow, UnicodeEncodeError, ValueError, TypeError, RecursionError):
         return rfc8785.dumps(value)
 

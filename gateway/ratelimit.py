@@ -130,7 +130,7 @@ def _near(value: Any) -> Any:
         return value
     if isinstance(value, (int, float)):
         return round(float(value), 2) if math.isfinite(float(value)) else str(value)
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return {str(k): _near(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_near(v) for v in value]

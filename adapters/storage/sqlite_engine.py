@@ -39,8 +39,11 @@ __all__ = ["SqliteEngine", "SCHEMA_VERSION", "DB_FILE", "connect", "row_to_recor
 
 DB_FILE = "jitgate.db"
 SCHEMA_VERSION = 1
-_CHECKPOINT_BYTES = 1000 * 4096  # SQLite's own auto-checkpoint size
-_WAL_HARD_LIMIT = 64 * 1024 * 1024  # checkpoints keep racing the writer: do one inline
+# Checkpoint the WAL into the database every this many committed rounds (a round writes a few
+# pages: about SQLite's own auto-checkpoint of 1000 pages); past the hard limit (the sync
+# thread's PASSIVE checkpoints kept racing the writer) one is done between rounds.
+_CHECKPOINT_ROUNDS = 200
+_HARD_LIMIT_ROUNDS = 5000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -141,13 +144,11 @@ def _answer(done: Sequence[tuple[Any, tuple[Any, bool, Any]]]) -> None:
             _post(loop, deliveries)
 
 
-def _datasync(path: str) -> int:
-    """fdatasync the file at `path` (the WAL: every fd of an inode flushes the same pages) and
-    return its size."""
+def _datasync(path: str) -> None:
+    """fdatasync the file at `path` (the WAL: every fd of an inode flushes the same pages)."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
-        return os.fstat(fd).st_size
     finally:
         os.close(fd)
 
@@ -189,6 +190,7 @@ class SqliteEngine:
         self._failed: str | None = None  # set for good when an fsync failed
         self._busy = busy_timeout_ms
         self._pending: list[tuple[Any, ...]] = []
+        self._rounds = 0  # committed rounds since the last completed checkpoint
         self._early: dict[Any, Any] = {}  # caller future -> its durability future
         self._flush_on: asyncio.AbstractEventLoop | None = None
         self._write_lock = threading.Lock()
@@ -207,7 +209,8 @@ class SqliteEngine:
             wal = self._wconn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
             if not wal and sync == "full":  # no WAL here: let SQLite sync every commit itself
                 self._wconn.execute("PRAGMA synchronous = FULL")
-            self._wconn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints: sync thread
+            if wal and sync == "full":  # checkpoints move to the sync thread
+                self._wconn.execute("PRAGMA wal_autocheckpoint = 0")
             self._init_schema()
             self._rconn = connect(path, busy_timeout_ms=busy_timeout_ms)
             self._rconn.execute("PRAGMA query_only = 1")
@@ -354,11 +357,14 @@ class SqliteEngine:
             failed += now
             ok = later
         _answer(failed)
-        if ok and self._sync_wal:
-            self._sq.put(("sync", ok))
-        else:
+        if not self._sync_wal:
             _answer(ok)
-        self._maybe_checkpoint_inline()
+            return
+        self._rounds += 1
+        if ok:
+            self._sq.put(("sync", ok))
+        if self._rounds > _HARD_LIMIT_ROUNDS:
+            self._checkpoint_inline()
 
     async def close(self) -> None:
         if self.closed:
@@ -406,16 +412,15 @@ class SqliteEngine:
                     break
             waiting = [d for kind, ds in batch if kind == "sync" for d in ds]
             stop = [ds for kind, ds in batch if kind == "stop"]
-            size = 0
             if waiting:
                 try:
-                    size = _datasync(self._wal_path)
+                    _datasync(self._wal_path)
                 except OSError as exc:
                     self._failed = f"the audit trail could not be made durable ({exc.strerror})"
                     err = StoreUnavailable(self._failed)
                     waiting = [(lp, (fut, False, err)) for lp, (fut, _, _) in waiting]
                 _answer(waiting)
-            if size > _CHECKPOINT_BYTES and self._failed is None:
+            if self._rounds >= _CHECKPOINT_ROUNDS and self._failed is None and not stop:
                 ckpt = self._checkpoint(ckpt)
             if stop:
                 if ckpt is not None:
@@ -426,28 +431,25 @@ class SqliteEngine:
 
     def _checkpoint(self, conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
         """A PASSIVE checkpoint on the sync thread's own connection: it never blocks the
-        writer; the WAL restarts from its beginning once a checkpoint caught up."""
+        writer; the next round restarts the WAL from its beginning if it caught up."""
+        rounds = self._rounds
         try:
             if conn is None:
                 conn = connect(self.path, busy_timeout_ms=self._busy)
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            busy, log_frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy and done >= 0:
+                self._rounds = max(0, self._rounds - rounds)  # rounds since are still to copy
         except sqlite3.Error:
-            pass  # the next round tries again; a WAL too large is checkpointed inline
+            pass  # the next sync tries again; past the hard limit the loop does it inline
         return conn
 
-    def _maybe_checkpoint_inline(self) -> None:
-        """Without the sync thread's help (normal mode), or when checkpoints keep racing the
-        writer, checkpoint on the writer connection between rounds."""
-        try:
-            size = os.stat(self._wal_path).st_size
-        except OSError:
-            return
-        if size > (_CHECKPOINT_BYTES if not self._sync_wal else _WAL_HARD_LIMIT):
-            with self._write_lock:
-                try:
-                    self._wconn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    pass
+    def _checkpoint_inline(self) -> None:
+        with self._write_lock:
+            try:
+                self._wconn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self._rounds = 0
+            except sqlite3.Error:
+                pass
 
     def _process(self, items: list[tuple[Any, ...]]) -> list[tuple[Any, tuple[Any, bool, Any]]]:
         """One round of group commit: every queued write job (each in its own savepoint) and

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, runtime_checkable
 
+from policies.engine import DriftSettings
+
 from ..model import DriftSignal, Grant, ToolCall
 from .state import GrantSession
 
@@ -80,6 +82,17 @@ class DriftConfig:
         d = getattr(policy, "drift", None) if policy is not None else None
         if d is None:
             return cls(DEFAULT_THRESHOLD, {}, None, {})
+        # A compiled policy's settings are frozen (a reload brings a new object): read once.
+        cached = _last_config
+        if cached is not None and cached[0] is d:
+            return cached[1]
+        cfg = cls._read(d)
+        if isinstance(d, DriftSettings):
+            _remember(d, cfg)
+        return cfg
+
+    @classmethod
+    def _read(cls, d: Any) -> "DriftConfig":
         get = d.get if isinstance(d, Mapping) else (lambda k, default=None: getattr(d, k, default))
         threshold = get("threshold", None)
         return cls(
@@ -95,6 +108,14 @@ class DriftConfig:
                 return float(self.weights[key])
         base = self.weights.get(detector, DETECTOR_WEIGHTS.get(detector, 0.5))
         return round(float(base) * CODE_FACTORS.get(f"{detector}.{code}", 1.0), 6)
+
+
+_last_config: tuple[Any, DriftConfig] | None = None
+
+
+def _remember(settings: Any, cfg: DriftConfig) -> None:
+    global _last_config
+    _last_config = (settings, cfg)  # holds `settings`, so its identity is never reused
 
 
 def spec_attr(tool_spec: Any, name: str, default: Any = None) -> Any:

@@ -114,8 +114,8 @@ class DriftMonitor:
         now = self._clock.now()
         cached = state.cache.get("near_digest")
         digest = cached[1] if cached and cached[0] is call else near_args_digest(call.arguments)
-        state.history.append(CallRecord(now, call.tool, digest,
-                                        decision.effect is not Effect.ALLOW, decision.code))
+        state.add_call(CallRecord(now, call.tool, digest,
+                                  decision.effect is not Effect.ALLOW, decision.code))
         state.add_signals(now, [s for s in (signals or decision.signals) if s.weight > 0])
         if decision.code == "grant_revoked_drift" or decision.revoke_grant:
             state.revoked = True

@@ -40,7 +40,9 @@ class RetryDetector:
         digest = near_args_digest(call.arguments)
         state.cache["near_digest"] = (call, digest)  # reused by DriftMonitor.record
         denials = same = 0
-        for rec in reversed(state.history):
+        # most calls repeat nothing: the index says so without walking the history
+        history = state.history if state.may_repeat(digest) else ()
+        for rec in reversed(history):
             age = now - rec.t
             if age >= self.window_s:
                 break

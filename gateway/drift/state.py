@@ -88,6 +88,11 @@ class GrantSession:
     renewals: int = 0
     revoked: bool = False
     cache: dict[str, Any] = field(default_factory=dict)  # per-detector scratch (compiled scope...)
+    # near digest -> how many records of `history` carry it; valid while `history` ends with
+    # `_indexed_last` and holds `_indexed_len` records (else rebuilt on the next lookup)
+    _near_counts: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _indexed_len: int = field(default=0, repr=False, compare=False)
+    _indexed_last: CallRecord | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def for_grant(cls, grant: Grant) -> "GrantSession":
@@ -95,6 +100,45 @@ class GrantSession:
         s.roots.append(norm(grant.objective))
         s.roots.extend(norm_value(v) for v in scope_values(grant) if v.strip())
         return s
+
+    # -- call history ------------------------------------------------------------------------
+    def add_call(self, rec: CallRecord) -> None:
+        """Append to `history` (the oldest record drops out past maxlen), index kept current."""
+        h = self.history
+        if not self._indexed():
+            h.append(rec)
+            self._reindex()
+            return
+        counts = self._near_counts
+        if h.maxlen is not None and len(h) >= h.maxlen and h:
+            old = h[0].near_digest
+            n = counts[old] - 1
+            if n:
+                counts[old] = n
+            else:
+                del counts[old]
+        h.append(rec)
+        counts[rec.near_digest] = counts.get(rec.near_digest, 0) + 1
+        self._indexed_len = len(h)
+        self._indexed_last = rec
+
+    def may_repeat(self, near_digest: str) -> bool:
+        """False when no record of `history` has this near digest (O(1))."""
+        if not self._indexed():
+            self._reindex()
+        return near_digest in self._near_counts
+
+    def _indexed(self) -> bool:
+        h = self.history
+        return self._indexed_len == len(h) and (h[-1] if h else None) is self._indexed_last
+
+    def _reindex(self) -> None:
+        counts: dict[str, int] = {}
+        for rec in self.history:
+            counts[rec.near_digest] = counts.get(rec.near_digest, 0) + 1
+        self._near_counts = counts
+        self._indexed_len = len(self.history)
+        self._indexed_last = self.history[-1] if self.history else None
 
     # -- provenance ingest -------------------------------------------------------------------
     def add_fields(self, fields: Iterable[Field], *, trusted: bool, source: Source) -> None:

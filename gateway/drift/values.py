@@ -110,22 +110,23 @@ def _is_prose(key: str, value: str) -> bool:
     last = key.rsplit(".", 1)[-1].rstrip("]").split("[")[0].lower()
     if last in FREE_TEXT_KEYS:
         return True
-    return len(value) > 64 or any(c.isspace() for c in value.strip())
+    return len(value) > 64 or len(value.split()) > 1  # whitespace inside the stripped value
 
 
 def _walk(obj: Any, path: str, out: list[Field], depth: int) -> None:
     if depth > 12 or len(out) > 5000:
         return
-    if isinstance(obj, Mapping):
+    t = type(obj)  # exact-type checks first: the ABC isinstance is the slow part of a walk
+    if t is dict or (t is not str and t is not list and isinstance(obj, Mapping)):
         for k, v in obj.items():
             _walk(v, f"{path}.{k}" if path else str(k), out, depth + 1)
-    elif isinstance(obj, (list, tuple)):
+    elif t is list or isinstance(obj, (list, tuple)):
         for i, v in enumerate(obj):
             _walk(v, f"{path}[{i}]", out, depth + 1)
     elif isinstance(obj, str):
         if obj.strip():
-            out.append(Field(path, norm_value(obj) if not _is_prose(path, obj) else norm(obj),
-                             _is_prose(path, obj)))
+            prose = _is_prose(path, obj)
+            out.append(Field(path, norm(obj) if prose else norm_value(obj), prose))
     elif obj is None or isinstance(obj, bool):
         return
     else:

@@ -27,10 +27,10 @@ async def test_callers_wait_for_the_wal_sync(tmp_path: Path, monkeypatch: pytest
     synced: list[str] = []
     real = engine_mod._datasync
 
-    def held(path: str) -> int:
+    def held(path: str) -> None:
         gate.wait(10)
         synced.append(path)
-        return real(path)
+        real(path)
 
     monkeypatch.setattr(engine_mod, "_datasync", held)
     stores = open_sqlite(tmp_path, clock=FakeClock())
@@ -60,7 +60,7 @@ async def test_a_failed_sync_fails_the_round_and_every_later_write(tmp_path: Pat
     try:
         first = await stores.audit.append(_ev(1))
 
-        def broken(path: str) -> int:
+        def broken(path: str) -> None:
             raise OSError(5, "Input/output error")
 
         monkeypatch.setattr(engine_mod, "_datasync", broken)
@@ -78,7 +78,7 @@ async def test_a_failed_sync_fails_the_round_and_every_later_write(tmp_path: Pat
 
 async def test_normal_mode_answers_without_the_sync_thread(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch):
-    def never(path: str) -> int:
+    def never(path: str) -> None:
         raise AssertionError("normal mode must not fsync each round")
 
     monkeypatch.setattr(engine_mod, "_datasync", never)
@@ -91,12 +91,10 @@ async def test_normal_mode_answers_without_the_sync_thread(tmp_path: Path,
         await stores.close()
 
 
-@pytest.mark.parametrize("sync", ["full", "normal"])
-async def test_the_wal_is_checkpointed_into_the_database(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch,
-                                                         sync: str):
-    monkeypatch.setattr(engine_mod, "_CHECKPOINT_BYTES", 64 * 1024)
-    stores = open_sqlite(tmp_path, clock=FakeClock(), sync=sync)
+async def test_the_sync_thread_checkpoints_the_wal_into_the_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(engine_mod, "_CHECKPOINT_ROUNDS", 5)
+    stores = open_sqlite(tmp_path, clock=FakeClock())
     db = tmp_path / "jitgate.db"
     try:
         before = os.stat(db).st_size
@@ -120,11 +118,11 @@ async def test_committed_append_answers_before_the_sync_and_reports_it(
     real = engine_mod._datasync
     fail = {"now": False}
 
-    def held(path: str) -> int:
+    def held(path: str) -> None:
         gate.wait(10)
         if fail["now"]:
             raise OSError(5, "Input/output error")
-        return real(path)
+        real(path)
 
     monkeypatch.setattr(engine_mod, "_datasync", held)
     stores = open_sqlite(tmp_path, clock=FakeClock())
