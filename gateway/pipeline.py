@@ -56,7 +56,8 @@ from .ports import (
 )
 from .tool_pins import ToolPins
 
-__all__ = ["Gateway", "Authorization", "RunResult", "APPROVAL_WINDOW_S"]
+__all__ = ["Gateway", "Authorization", "RunResult", "APPROVAL_WINDOW_S", "durable_or_not",
+           "unrecorded"]
 
 log = logging.getLogger("jitgate.pipeline")
 
@@ -70,6 +71,10 @@ _NOT_RETRY_PRESSURE = frozenset({"grant_pending", "approval_pending", "audit_una
 class Authorization:
     decision: Decision
     credential: Credential | None = None
+    # Set when the decision was asked with `durable_later`: it is committed (visible, safe from a
+    # crash of this process) and this resolves once it is on stable storage. Await it before
+    # anyone sees the call's result.
+    durable: Awaitable[None] | None = None
 
     def public(self) -> dict[str, Any]:
         out = self.decision.public()
@@ -96,6 +101,25 @@ class RunResult:
 
 Forward = Callable[[ToolCall, Credential | None], Awaitable[Any]]
 WorkloadVerifier = Callable[[str], Awaitable[Principal | None]]
+
+
+def unrecorded(decision: Decision) -> Decision:
+    """The decision as the caller must see it when its audit record did not reach the disk."""
+    return replace(decision, effect=Effect.DENY, code="audit_unavailable",
+                   reasons=("the audit trail is unavailable, so the call's result is withheld",),
+                   rule_ids=("fail_closed",), approval_id=None, consumes_approval=None)
+
+
+async def durable_or_not(auth: Authorization) -> bool:
+    """Wait for `auth.durable`; False (and logged) if the record could not be made durable."""
+    if auth.durable is None:
+        return True
+    try:
+        await auth.durable
+        return True
+    except Exception:
+        log.error("decision %s could not be made durable", auth.decision.decision_id)
+        return False
 
 
 class Gateway:
@@ -285,7 +309,11 @@ class Gateway:
         return scope
 
     async def authorize(self, call: ToolCall, *, tool_changed: bool = False,
-                        invalid_arguments: str | None = None) -> Authorization:
+                        invalid_arguments: str | None = None,
+                        durable_later: bool = False) -> Authorization:
+        """Decide one call. With `durable_later`, a store that can (SQLite) answers once the
+        decision is committed and lets the caller overlap the fsync with the tool call:
+        `Authorization.durable` must then be awaited before the result reaches anyone."""
         decision_id = new_id("dec")
         policy = self._policy
         now = self.clock.now()
@@ -325,7 +353,7 @@ class Gateway:
         except Exception:
             log.exception("decision failed for %s", call.tool)
             decision = self._fail(call, decision_id, digest, policy, "internal_error")
-        return await self._conclude(call, decision, grant, policy, signals)
+        return await self._conclude(call, decision, grant, policy, signals, durable_later)
 
     async def refuse(self, call: ToolCall, code: str, reason: str) -> Authorization:
         """An edge refuses a call before policy can judge it (unknown tool, upstream down):
@@ -353,7 +381,8 @@ class Gateway:
                        rule_ids=("fail_closed",), approval_id=None, consumes_approval=None)
 
     async def _conclude(self, call: ToolCall, decision: Decision, grant: Grant | None,
-                        policy: PolicySet, signals: tuple) -> Authorization:
+                        policy: PolicySet, signals: tuple,
+                        durable_later: bool = False) -> Authorization:
         lease: Lease | None = None
         credential: Credential | None = None
         try:
@@ -399,9 +428,20 @@ class Gateway:
                            decision_id=decision.decision_id, data=record, ts=self.clock.now())
         # The lease record and the decision travel together: one transaction where the store
         # offers it (SQLite), else two writes in the same group-commit round.
-        together = getattr(self.audit, "append_with_lease", None) if lease is not None else None
-        if together is not None and getattr(self.leases, "shares_engine_with", None) is not None \
-                and self.leases.shares_engine_with(self.audit):
+        durable: Awaitable[None] | None = None
+        same_engine = lease is None or (getattr(self.leases, "shares_engine_with", None) is not None
+                                        and self.leases.shares_engine_with(self.audit))
+        early = getattr(self.audit, "append_with_lease_committed", None) \
+            if durable_later and same_engine else None
+        together = getattr(self.audit, "append_with_lease", None) \
+            if lease is not None and same_engine else None
+        if early is not None:
+            try:
+                _, durable = await early(event, lease)
+                audit_failed = lease_failed = False
+            except Exception:
+                audit_failed, lease_failed = True, False
+        elif together is not None:
             try:
                 await together(event, lease)
                 audit_failed = lease_failed = False
@@ -453,7 +493,7 @@ class Gateway:
                 await self.ratelimiter.record(call, decision)
             except Exception:
                 log.error("rate limiter failed to record %s", decision.decision_id)
-        return Authorization(decision, credential)
+        return Authorization(decision, credential, durable)
 
     async def _revoke_for_drift(self, grant: Grant, decision: Decision) -> None:
         evidence = {"decision_id": decision.decision_id,
@@ -497,20 +537,27 @@ class Gateway:
         await self.outcomes.drain()
 
     async def run(self, call: ToolCall, forward: Forward) -> RunResult:
-        """Authorize, forward when allowed, and report the outcome: the in-process path."""
-        auth = await self.authorize(call)
+        """Authorize, forward when allowed, and report the outcome: the in-process path. The
+        decision's fsync overlaps the tool call; nothing is returned before it is durable (if
+        it cannot be made durable, the output is withheld: `audit_unavailable`)."""
+        auth = await self.authorize(call, durable_later=True)
         if not auth.decision.allowed:
+            if not await durable_or_not(auth):
+                return RunResult(Authorization(unrecorded(auth.decision)))
             return RunResult(auth)
         try:
             output = await forward(call, auth.credential)
         except Exception as exc:
             err = exc.code if isinstance(exc, GatewayError) else "tool_error"
-            await self.complete(call.agent, auth.decision.decision_id,
-                                CallOutcome(auth.decision.decision_id, ok=False, error=err))
-            return RunResult(auth, error=err)
-        await self.complete(call.agent, auth.decision.decision_id,
-                            CallOutcome(auth.decision.decision_id, ok=True, output=output))
-        return RunResult(auth, output=output)
+            result = RunResult(auth, error=err)
+            outcome = CallOutcome(auth.decision.decision_id, ok=False, error=err)
+        else:
+            result = RunResult(auth, output=output)
+            outcome = CallOutcome(auth.decision.decision_id, ok=True, output=output)
+        if not await durable_or_not(auth):
+            return RunResult(Authorization(unrecorded(auth.decision)), error="audit_unavailable")
+        await self.complete(call.agent, auth.decision.decision_id, outcome)
+        return result
 
     # -- reading the trail ---------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.errors import GatewayError
@@ -20,6 +20,7 @@ from gateway.model import CallOutcome, Principal, Role, ToolCall
 from gateway.pipeline import Gateway
 
 from .errors import BodyError, guarded, read_body
+from .json_response import JSONResponse
 from .schemas import (
     AuthorizeBody,
     CallBody,

@@ -8,11 +8,12 @@ from typing import Any, AsyncIterator, Callable
 from prometheus_client import CollectorRegistry, Counter, make_asgi_app
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route  # noqa: F401
 
 from .api import ApiServices, api_routes
 from .errors import guarded, http_exception_handler
+from .json_response import JSONResponse
 from .openapi import openapi_document
 from .ui import ui_routes
 

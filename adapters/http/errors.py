@@ -9,9 +9,11 @@ from typing import Any, Awaitable, Callable
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from gateway.errors import GatewayError
+
+from .json_response import JSONResponse
 
 __all__ = ["error_response", "read_body", "guarded", "http_exception_handler", "BodyError"]
 

@@ -24,6 +24,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from gateway.grants import GrantRequest
 from gateway.model import CallOutcome, Grant, GrantStatus, Principal, ToolCall
+from gateway.pipeline import durable_or_not, unrecorded
 
 from .auth import principal_from_access_token
 from .grant_tools import (OWN_TOOLS, GrantTools, baseline_patterns, ceiling_patterns,
@@ -50,7 +51,8 @@ class GatewayPort(Protocol):
     clock: Any
 
     async def authorize(self, call: ToolCall, *, tool_changed: bool = False,
-                        invalid_arguments: str | None = None) -> Any: ...
+                        invalid_arguments: str | None = None,
+                        durable_later: bool = False) -> Any: ...
 
     async def refuse(self, call: ToolCall, code: str, reason: str) -> Any: ...
 
@@ -279,8 +281,22 @@ class McpGateway:
         problem = self._schemas.error(routed.tool.input_schema or _NO_SCHEMA, args)
         call = self._call(ctx, caller, routed.public_name, args,
                           self.upstreams.annotations_of(routed.tool))
+        # The decision is committed before the call is forwarded; its fsync runs while the
+        # upstream works, and nothing reaches the client before it is on stable storage.
         auth = await self.gateway.authorize(call, tool_changed=not pin.ok,
-                                            invalid_arguments=problem)
+                                            invalid_arguments=problem, durable_later=True)
+        try:
+            answer: t.CallToolResult | MCPError = await self._forward(caller, routed, args, auth)
+        except MCPError as exc:
+            answer = exc
+        if not await durable_or_not(auth):
+            return decision_refusal(unrecorded(auth.decision))
+        if isinstance(answer, MCPError):
+            raise answer
+        return answer
+
+    async def _forward(self, caller: _Caller, routed: RoutedTool, args: dict[str, Any],
+                       auth: Any) -> t.CallToolResult:
         decision = auth.decision
         if not decision.allowed:
             return decision_refusal(decision)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
+import orjson
+
 from gateway.model import (ApprovalStatus, CallApproval, Grant, GrantStatus, Lease, Principal,
                            Role, ScopeItem)
 from gateway.ports import KeyRecord
@@ -22,7 +24,13 @@ __all__ = [
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Compact JSON text for a stored column (not hashed: the chain hashes canonical JSON).
+    orjson where it can (several times faster), the json module for what it refuses (integers
+    beyond 64 bits, non-string keys)."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def grant_to_dict(g: Grant) -> dict[str, Any]:

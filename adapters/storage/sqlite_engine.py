@@ -32,7 +32,7 @@ from gateway.clock import Clock
 from gateway.ids import new_id
 from gateway.ports import AuditEvent, AuditRecord, StoreUnavailable
 
-from .records import RECORD_COLUMNS
+from .records import RECORD_COLUMNS, dumps
 
 __all__ = ["SqliteEngine", "SCHEMA_VERSION", "DB_FILE", "connect", "row_to_record",
            "RECORD_COLUMNS"]
@@ -323,8 +323,7 @@ class SqliteEngine:
                     rec = seal(ev, s, p, ev.ts or self.clock.now(), new_id("evt"))
                     p = rec.hash
                     recs.append(rec)
-                data = [json.dumps(r.data, separators=(",", ":"), ensure_ascii=False)
-                        for r in recs]
+                data = [dumps(r.data) for r in recs]
             except Exception as exc:
                 raise ValueError(f"invalid audit event: {type(exc).__name__}") from None
             self._tentative = (s, p)
