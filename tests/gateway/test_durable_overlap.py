@@ -20,6 +20,15 @@ AGENT = Principal("agent:coder", Role.AGENT, "coder")
 READ_DOCS = [{"tool": "fs.read_file", "args": {"path": {"path_under": "/workspace/docs"}}}]
 
 
+@pytest.fixture
+async def runtime(tmp_path: Path):  # type: ignore[no-untyped-def]
+    rt = await build_runtime(Settings(data_dir=tmp_path, drift_enabled=False))
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
 def _decided(db: Path) -> list[str]:
     c = sqlite3.connect(db)
     try:
@@ -30,12 +39,11 @@ def _decided(db: Path) -> list[str]:
 
 
 async def test_tool_runs_after_the_commit_and_the_result_waits_for_the_sync(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    runtime = await build_runtime(Settings(data_dir=tmp_path, drift_enabled=False))
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime) -> None:  # type: ignore[no-untyped-def]
     gw = runtime.gateway
+    g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
+    gate = threading.Event()
     try:
-        g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
-        gate = threading.Event()
         real = engine_mod._datasync
 
         def held(path: str) -> None:
@@ -66,34 +74,29 @@ async def test_tool_runs_after_the_commit_and_the_result_waits_for_the_sync(
         assert result.decision.decision_id == seen["decided"][0]
     finally:
         gate.set()
-        await runtime.close()
 
 
 async def test_result_is_withheld_when_the_decision_cannot_be_made_durable(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    runtime = await build_runtime(Settings(data_dir=tmp_path, drift_enabled=False))
+        monkeypatch: pytest.MonkeyPatch, runtime) -> None:  # type: ignore[no-untyped-def]
     gw = runtime.gateway
-    try:
-        g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
+    g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
 
-        def broken(path: str) -> None:
-            raise OSError(5, "Input/output error")
+    def broken(path: str) -> None:
+        raise OSError(5, "Input/output error")
 
-        monkeypatch.setattr(engine_mod, "_datasync", broken)
-        ran: list[str] = []
+    monkeypatch.setattr(engine_mod, "_datasync", broken)
+    ran: list[str] = []
 
-        async def forward(call: ToolCall, credential: object) -> str:
-            ran.append(call.arguments["path"])
-            return "SECRET CONTENTS"
+    async def forward(call: ToolCall, credential: object) -> str:
+        ran.append(call.arguments["path"])
+        return "SECRET CONTENTS"
 
-        result = await gw.run(ToolCall(AGENT, "fs.read_file", {"path": "/workspace/docs/a.md"},
-                                       grant_id=g.grant_id), forward)
-        assert ran == ["/workspace/docs/a.md"]
-        assert result.output is None and result.error == "audit_unavailable"
-        assert result.decision.code == "audit_unavailable" and not result.decision.allowed
-        # the engine refuses every later write: the next call is denied before it runs
-        again = await gw.run(ToolCall(AGENT, "fs.read_file", {"path": "/workspace/docs/b.md"},
-                                      grant_id=g.grant_id), forward)
-        assert again.decision.code == "audit_unavailable" and ran == ["/workspace/docs/a.md"]
-    finally:
-        await runtime.close()
+    result = await gw.run(ToolCall(AGENT, "fs.read_file", {"path": "/workspace/docs/a.md"},
+                                   grant_id=g.grant_id), forward)
+    assert ran == ["/workspace/docs/a.md"]
+    assert result.output is None and result.error == "audit_unavailable"
+    assert result.decision.code == "audit_unavailable" and not result.decision.allowed
+    # the engine refuses every later write: the next call is denied before it runs
+    again = await gw.run(ToolCall(AGENT, "fs.read_file", {"path": "/workspace/docs/b.md"},
+                                  grant_id=g.grant_id), forward)
+    assert again.decision.code == "audit_unavailable" and ran == ["/workspace/docs/a.md"]
