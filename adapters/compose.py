@@ -25,11 +25,18 @@ __all__ = ["settle_heap", "Runtime", "load_policy", "build_runtime", "memory_gat
 log = logging.getLogger("jitgate.compose")
 
 
+# A request allocates a few thousand objects, nearly all freed by reference counting: with the
+# default threshold (700) the young generation was collected several times per request.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
 def settle_heap() -> None:
-    """Move everything built at startup out of the garbage collector's view: full collections
-    then scan only what requests allocate (they were 100 ms pauses at p99 under load)."""
+    """Move everything built at startup out of the garbage collector's view (full collections
+    then scan only what requests allocate: they were 100 ms pauses at p99 under load), and
+    collect the young generation every 50,000 allocations rather than every 700."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def load_policy(settings: Settings | None = None, paths: list[str] | None = None) -> PolicySet:

@@ -19,7 +19,7 @@ from .clock import Clock
 from .digest import canonical_json, sha256_hex
 from .errors import GatewayError
 from .model import CallOutcome, Decision, Effect, Lease, Principal, Role, ToolCall
-from .ports import AuditEvent, AuditLog
+from .ports import WRITE_BEHIND, AuditEvent, AuditLog
 
 __all__ = ["Outcomes", "OPEN_DECISIONS"]
 
@@ -126,6 +126,7 @@ class Outcomes:
 
     async def _record_quietly(self, principal: Principal, issued: _Issued,
                               outcome: CallOutcome) -> None:
+        WRITE_BEHIND.set(True)  # this task's own context: the answer has already gone back
         try:
             await self._record(principal, issued, outcome)
         except Exception:

@@ -7,12 +7,14 @@ that into a deny, never an allow.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 from .model import CallApproval, Credential, Grant, Lease, Principal, ToolCall
 
 __all__ = [
+    "WRITE_BEHIND",
     "StoreUnavailable",
     "ConcurrentUpdate",
     "GrantStore",
@@ -28,6 +30,12 @@ __all__ = [
     "ToolPinStore",
     "RevocationBus",
 ]
+
+
+# True while writing records whose caller answers nobody on their account (outcomes recorded
+# after the answer went back): a store may make such writes durable with its next sync (within
+# milliseconds) instead of paying a sync of their own. Their commit is still awaited.
+WRITE_BEHIND: ContextVar[bool] = ContextVar("jitgate_write_behind", default=False)
 
 
 class StoreUnavailable(Exception):

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 from gateway.audit import GENESIS, Checkpoint, Signer, make_checkpoint, seal
 from gateway.clock import Clock
 from gateway.ids import new_id
-from gateway.ports import AuditEvent, AuditRecord, StoreUnavailable
+from gateway.ports import WRITE_BEHIND, AuditEvent, AuditRecord, StoreUnavailable
 
 from .records import RECORD_COLUMNS, dumps
 
@@ -43,6 +43,9 @@ SCHEMA_VERSION = 1
 # pages: about SQLite's own auto-checkpoint of 1000 pages); past the hard limit (the sync
 # thread's PASSIVE checkpoints kept racing the writer) one is done between rounds.
 _CHECKPOINT_ROUNDS = 200
+# A write-behind round (see gateway.ports.WRITE_BEHIND) is synced with the next round that has
+# a caller waiting, or after this long at most.
+_BEHIND_SYNC_S = 0.005
 _HARD_LIMIT_ROUNDS = 5000
 
 _SCHEMA = """
@@ -192,6 +195,7 @@ class SqliteEngine:
         self._pending: list[tuple[Any, ...]] = []
         self._rounds = 0  # committed rounds since the last completed checkpoint
         self._early: dict[Any, Any] = {}  # caller future -> its durability future
+        self._behind: set[Any] = set()  # write-behind callers: answered at commit
         self._flush_on: asyncio.AbstractEventLoop | None = None
         self._write_lock = threading.Lock()
         self._rq: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -262,6 +266,8 @@ class SqliteEngine:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._pending.append((*item, fut, loop))
+        if WRITE_BEHIND.get():
+            self._behind.add(fut)
         if self._flush_on is None:
             self._flush_on = loop
             loop.call_soon(self._flush)
@@ -342,26 +348,31 @@ class SqliteEngine:
             except Exception:  # never leave a caller waiting: fail the whole round closed
                 err = StoreUnavailable("the SQLite writer failed")
                 done = [(item[3], (item[2], False, err)) for item in items]
-        ok = [d for d in done if d[1][1]]
-        failed = [d for d in done if not d[1][1]]
-        if self._early:  # committed-now callers: answered at once, their durability follows
-            now, later = [], []
-            for loop, (fut, good, value) in done:
-                durable = self._early.pop(fut, None)
-                if durable is not None and good:
-                    now.append((loop, (fut, True, (value, durable))))
-                    later.append((loop, (durable, True, None)))
-                elif durable is None and good:
-                    later.append((loop, (fut, True, value)))
-            failed += now
-            ok = later
-        _answer(failed)
+        now: list[tuple[Any, tuple[Any, bool, Any]]] = []  # answered at once
+        synced: list[tuple[Any, tuple[Any, bool, Any]]] = []  # answered after the sync
+        behind = False
+        for loop, (fut, good, value) in done:
+            durable = self._early.pop(fut, None) if self._early else None
+            if fut in self._behind:
+                self._behind.discard(fut)
+                behind = behind or good
+                now.append((loop, (fut, good, value)))
+            elif not good:
+                now.append((loop, (fut, good, value)))
+            elif durable is not None:  # committed now; its durability future follows
+                now.append((loop, (fut, True, (value, durable))))
+                synced.append((loop, (durable, True, None)))
+            else:
+                synced.append((loop, (fut, True, value)))
         if not self._sync_wal:
-            _answer(ok)
+            _answer(now + synced)
             return
+        _answer(now)
         self._rounds += 1
-        if ok:
-            self._sq.put(("sync", ok))
+        if synced:
+            self._sq.put(("sync", synced))
+        elif behind:
+            self._sq.put(("behind", []))
         if self._rounds > _HARD_LIMIT_ROUNDS:
             self._checkpoint_inline()
 
@@ -404,14 +415,18 @@ class SqliteEngine:
         ckpt: sqlite3.Connection | None = None
         while True:
             batch = [self._sq.get()]
-            while True:
+            self._drain_into(batch)
+            if all(kind == "behind" for kind, _ in batch):
+                # only write-behind rounds: give a caller who waits a moment to come along,
+                # and sync them all at once (the sync is owed within _BEHIND_SYNC_S)
                 try:
-                    batch.append(self._sq.get_nowait())
+                    batch.append(self._sq.get(timeout=_BEHIND_SYNC_S))
                 except queue.Empty:
-                    break
+                    pass
+                self._drain_into(batch)
             waiting = [d for kind, ds in batch if kind == "sync" for d in ds]
             stop = [ds for kind, ds in batch if kind == "stop"]
-            if waiting:
+            if waiting or any(kind == "behind" for kind, _ in batch):
                 try:
                     _datasync(self._wal_path)
                 except OSError as exc:
@@ -426,6 +441,13 @@ class SqliteEngine:
                     ckpt.close()
                 for ds in stop:
                     _answer(ds)
+                return
+
+    def _drain_into(self, batch: list[Any]) -> None:
+        while True:
+            try:
+                batch.append(self._sq.get_nowait())
+            except queue.Empty:
                 return
 
     def _checkpoint(self, conn: sqlite3.Connection | None) -> sqlite3.Connection | None:

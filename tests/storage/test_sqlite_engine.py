@@ -8,13 +8,14 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import adapters.storage.sqlite_engine as engine_mod
 from adapters.storage.sqlite import open_sqlite
 from gateway.clock import FakeClock
-from gateway.ports import AuditEvent, StoreUnavailable
+from gateway.ports import WRITE_BEHIND, AuditEvent, StoreUnavailable
 
 
 def _ev(i: int, pad: int = 0) -> AuditEvent:
@@ -139,6 +140,36 @@ async def test_committed_append_answers_before_the_sync_and_reports_it(
             await durable
         with pytest.raises(StoreUnavailable):
             await stores.audit.append_with_lease_committed(_ev(3), None)
+    finally:
+        gate.set()
+        await stores.close()
+
+
+async def test_write_behind_is_answered_at_commit_and_synced_soon_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    gate = threading.Event()
+    synced = threading.Event()
+    real = engine_mod._datasync
+
+    def held(path: str) -> None:
+        gate.wait(10)
+        real(path)
+        synced.set()
+
+    monkeypatch.setattr(engine_mod, "_datasync", held)
+    stores = open_sqlite(tmp_path, clock=FakeClock())
+
+    async def behind() -> Any:
+        WRITE_BEHIND.set(True)  # as Outcomes does for the records written after the answer
+        return await stores.audit.append(_ev(1))
+
+    try:
+        record = await asyncio.ensure_future(behind())  # answered while the sync is held
+        assert record.seq == 1 and not synced.is_set()
+        gate.set()
+        assert await asyncio.to_thread(synced.wait, 5)  # and made durable without a caller
+        waiting = await stores.audit.append(_ev(2))  # an ordinary write still waits for its sync
+        assert waiting.seq == 2
     finally:
         gate.set()
         await stores.close()
