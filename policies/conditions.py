@@ -121,12 +121,13 @@ class Constraint:
         return {self.op: _thaw_wire(self.operand)}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Constraint) and self.op == other.op and _freeze(
-            self.as_dict()
-        ) == _freeze(other.as_dict())
+        # type-strict: {"eq": 1} and {"eq": true} are different constraints (Python's 1 == True)
+        return isinstance(other, Constraint) and self.op == other.op and _strict_equal(
+            self.as_dict(), other.as_dict())
 
     def __hash__(self) -> int:
-        return hash((self.op, repr(_freeze(self.as_dict()))))
+        # coarse but consistent with the type-strict __eq__ (1 == 1.0, 1 != True)
+        return hash(self.op)
 
     def implies(self, other: "Constraint") -> bool:
         """True only when every value satisfying self also satisfies other."""

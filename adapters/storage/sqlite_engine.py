@@ -33,6 +33,7 @@ from gateway.ids import new_id
 from gateway.ports import WRITE_BEHIND, AuditEvent, AuditRecord, StoreUnavailable
 
 from .records import RECORD_COLUMNS, dumps
+from .wal_sync import WalSyncer
 
 __all__ = ["SqliteEngine", "SCHEMA_VERSION", "DB_FILE", "connect", "row_to_record",
            "RECORD_COLUMNS"]
@@ -46,6 +47,7 @@ _CHECKPOINT_ROUNDS = 200
 # A write-behind round (see gateway.ports.WRITE_BEHIND) is synced with the next round that has
 # a caller waiting, or after this long at most.
 _BEHIND_SYNC_S = 0.005
+_HELPER_CODE: str | None = None  # tests swap in a helper that holds or fails its syncs
 _HARD_LIMIT_ROUNDS = 5000
 
 _SCHEMA = """
@@ -147,15 +149,6 @@ def _answer(done: Sequence[tuple[Any, tuple[Any, bool, Any]]]) -> None:
             _post(loop, deliveries)
 
 
-def _datasync(path: str) -> None:
-    """fdatasync the file at `path` (the WAL: every fd of an inode flushes the same pages)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(str(path), os.O_RDONLY)
@@ -222,15 +215,23 @@ class SqliteEngine:
             raise StoreUnavailable("cannot open the SQLite store") from exc
         self._sync_wal = wal and sync == "full"
         self._wal_path = f"{path}-wal"
+        self._wal: WalSyncer | None = None
         if self._sync_wal:
             _fsync_dir(path.parent)  # the WAL file's directory entry, once
+            try:
+                self._wal = WalSyncer(self._wal_path, self._synced, helper_code=_HELPER_CODE)
+            except OSError as exc:
+                self._wconn.close()
+                self._rconn.close()
+                raise StoreUnavailable("cannot start the audit sync helper") from exc
         self._tentative = (self.head_seq, self.head_hash)
+        self._ckpt_queued = False
         self._reader = threading.Thread(target=self._run_reader, name="jitgate-sqlite-reader",
                                         daemon=True)
-        self._syncer = threading.Thread(target=self._run_syncer, name="jitgate-sqlite-sync",
-                                        daemon=True)
+        self._checkpointer = threading.Thread(target=self._run_checkpointer,
+                                              name="jitgate-sqlite-checkpoint", daemon=True)
         self._reader.start()
-        self._syncer.start()
+        self._checkpointer.start()
 
     def _init_schema(self) -> None:
         c = self._wconn
@@ -369,12 +370,27 @@ class SqliteEngine:
             return
         _answer(now)
         self._rounds += 1
+        assert self._wal is not None
         if synced:
-            self._sq.put(("sync", synced))
+            self._wal.request(synced)
         elif behind:
-            self._sq.put(("behind", []))
+            self._wal.request_soon(_BEHIND_SYNC_S)
+        if self._rounds >= _CHECKPOINT_ROUNDS and not self._ckpt_queued:
+            self._ckpt_queued = True
+            self._sq.put(("checkpoint", []))
         if self._rounds > _HARD_LIMIT_ROUNDS:
             self._checkpoint_inline()
+
+    def _synced(self, deliveries: list[tuple[Any, tuple[Any, bool, Any]]],
+                error: str | None) -> None:
+        """The sync helper answered (on the loop): release the round's callers, or fail them
+        and the engine for good."""
+        if error is None:
+            _answer(deliveries)
+            return
+        self._failed = error
+        err = StoreUnavailable(error)
+        _answer([(lp, (fut, False, err)) for lp, (fut, _, _) in deliveries])
 
     async def close(self) -> None:
         if self.closed:
@@ -382,6 +398,8 @@ class SqliteEngine:
         if self._pending:
             self._flush()
         self.closed = True
+        if self._wal is not None:
+            await self._wal.close()
         loop = asyncio.get_running_loop()
         done_s: asyncio.Future[Any] = loop.create_future()
         done_r: asyncio.Future[Any] = loop.create_future()
@@ -409,46 +427,20 @@ class SqliteEngine:
                 res = (fut, False, exc)
             _post(loop, [res])
 
-    def _run_syncer(self) -> None:
-        """fdatasync the WAL once for every round committed since the last sync, then answer
-        those rounds' callers; checkpoint the WAL into the database when it has grown."""
+    def _run_checkpointer(self) -> None:
+        """Checkpoint the WAL into the database every _CHECKPOINT_ROUNDS rounds, off the loop."""
         ckpt: sqlite3.Connection | None = None
         while True:
-            batch = [self._sq.get()]
-            self._drain_into(batch)
-            if all(kind == "behind" for kind, _ in batch):
-                # only write-behind rounds: give a caller who waits a moment to come along,
-                # and sync them all at once (the sync is owed within _BEHIND_SYNC_S)
-                try:
-                    batch.append(self._sq.get(timeout=_BEHIND_SYNC_S))
-                except queue.Empty:
-                    pass
-                self._drain_into(batch)
-            waiting = [d for kind, ds in batch if kind == "sync" for d in ds]
-            stop = [ds for kind, ds in batch if kind == "stop"]
-            if waiting or any(kind == "behind" for kind, _ in batch):
-                try:
-                    _datasync(self._wal_path)
-                except OSError as exc:
-                    self._failed = f"the audit trail could not be made durable ({exc.strerror})"
-                    err = StoreUnavailable(self._failed)
-                    waiting = [(lp, (fut, False, err)) for lp, (fut, _, _) in waiting]
-                _answer(waiting)
-            if self._rounds >= _CHECKPOINT_ROUNDS and self._failed is None and not stop:
-                ckpt = self._checkpoint(ckpt)
-            if stop:
-                if ckpt is not None:
-                    ckpt.close()
-                for ds in stop:
-                    _answer(ds)
-                return
-
-    def _drain_into(self, batch: list[Any]) -> None:
-        while True:
-            try:
-                batch.append(self._sq.get_nowait())
-            except queue.Empty:
-                return
+            kind, deliveries = self._sq.get()
+            if kind == "checkpoint":
+                if self._failed is None:
+                    ckpt = self._checkpoint(ckpt)
+                self._ckpt_queued = False
+                continue
+            if ckpt is not None:
+                ckpt.close()
+            _answer(deliveries)
+            return
 
     def _checkpoint(self, conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
         """A PASSIVE checkpoint on the sync thread's own connection: it never blocks the

@@ -5,23 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
 
-import adapters.storage.sqlite_engine as engine_mod
 from adapters.compose import build_runtime
 from gateway.config import Settings
 from gateway.grants import GrantRequest
 from gateway.model import Principal, Role, ToolCall
+from tests.support.wal_faults import WalFaults, install_wal_faults
 
 AGENT = Principal("agent:coder", Role.AGENT, "coder")
 READ_DOCS = [{"tool": "fs.read_file", "args": {"path": {"path_under": "/workspace/docs"}}}]
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path):  # type: ignore[no-untyped-def]
+def faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WalFaults:
+    return install_wal_faults(monkeypatch, tmp_path / "jitgate.db")
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path, faults: WalFaults):  # type: ignore[no-untyped-def]
     rt = await build_runtime(Settings(data_dir=tmp_path, drift_enabled=False))
     try:
         yield rt
@@ -39,18 +43,11 @@ def _decided(db: Path) -> list[str]:
 
 
 async def test_tool_runs_after_the_commit_and_the_result_waits_for_the_sync(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, faults: WalFaults, runtime) -> None:  # type: ignore[no-untyped-def]
     gw = runtime.gateway
     g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
-    gate = threading.Event()
     try:
-        real = engine_mod._datasync
-
-        def held(path: str) -> None:
-            gate.wait(10)
-            real(path)
-
-        monkeypatch.setattr(engine_mod, "_datasync", held)
+        faults.hold()
         seen: dict[str, list[str]] = {}
 
         async def forward(call: ToolCall, credential: object) -> str:
@@ -66,25 +63,21 @@ async def test_tool_runs_after_the_commit_and_the_result_waits_for_the_sync(
             await asyncio.sleep(0)
         assert len(seen["decided"]) == 1 and not run.done()  # the tool ran; no answer yet
         for _ in range(20):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.005)
         assert not run.done()
-        gate.set()
+        faults.hold(False)
         result = await run
         assert result.output == "contents" and result.decision.allowed
         assert result.decision.decision_id == seen["decided"][0]
     finally:
-        gate.set()
+        faults.hold(False)
 
 
 async def test_result_is_withheld_when_the_decision_cannot_be_made_durable(
-        monkeypatch: pytest.MonkeyPatch, runtime) -> None:  # type: ignore[no-untyped-def]
+        faults: WalFaults, runtime) -> None:  # type: ignore[no-untyped-def]
     gw = runtime.gateway
     g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
-
-    def broken(path: str) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(engine_mod, "_datasync", broken)
+    faults.fail()
     ran: list[str] = []
 
     async def forward(call: ToolCall, credential: object) -> str:

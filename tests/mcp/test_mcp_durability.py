@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-import adapters.storage.sqlite_engine as engine_mod
 from mcp_live import api, fixture, live_mcp, mcp_client
 from mcp_peers import peers
+from tests.support.wal_faults import install_wal_faults
 
 pytestmark = peers
 
 
 async def test_result_is_withheld_when_the_decision_cannot_be_made_durable(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    faults = install_wal_faults(monkeypatch, tmp_path / "gw" / "jitgate.db")
     with live_mcp(tmp_path / "gw", [fixture()]) as live:
         r = await api(live, "tester", "POST", "/v1/grants", {
             "objective": "echo things", "scope": [{"tool": "fix.echo"}], "ttl_s": 600})
@@ -24,10 +25,7 @@ async def test_result_is_withheld_when_the_decision_cannot_be_made_durable(
             ok = await c.call_tool("fix.echo", {"text": "first"})
             assert not ok.is_error and ok.content[0].text == "echo: first"
 
-            def broken(path: str) -> None:
-                raise OSError(5, "Input/output error")
-
-            monkeypatch.setattr(engine_mod, "_datasync", broken)
+            faults.fail()
             res = await c.call_tool("fix.echo", {"text": "second"})
             assert res.is_error and res.structured_content["code"] == "audit_unavailable"
             assert "second" not in res.content[0].text

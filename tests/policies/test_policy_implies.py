@@ -127,3 +127,12 @@ def test_every_constraint_implies_itself_and_never_raises(spec: dict, samples: l
     assert c.implies(c)
     for v in samples:
         assert c.test(v) in (True, False)
+
+
+@pytest.mark.parametrize("a, b", [({"eq": 1}, {"eq": True}), ({"eq": True}, {"eq": 1}),
+                                  ({"eq": 0}, {"eq": False}), ({"in": [1]}, {"eq": True})])
+def test_numbers_never_imply_booleans(a: dict, b: dict) -> None:
+    """Found by test_implies_is_sound: Python's 1 == True made {"eq": 1} "equal" to
+    {"eq": true}, so a scope of 1 passed for within a ceiling of true."""
+    assert not compile_constraint(a).implies(compile_constraint(b))
+    assert compile_constraint(a) != compile_constraint(b)

@@ -1,4 +1,4 @@
-"""The SQLite engine's two-step group commit: rounds commit on the loop, the sync thread makes
+"""The SQLite engine's two-step group commit: rounds commit on the loop, the sync helper makes
 them durable, and nobody is answered before that; a failed sync fails the engine for good."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import adapters.storage.sqlite_engine as engine_mod
 from adapters.storage.sqlite import open_sqlite
 from gateway.clock import FakeClock
 from gateway.ports import WRITE_BEHIND, AuditEvent, StoreUnavailable
+from tests.support.wal_faults import install_wal_faults
 
 
 def _ev(i: int, pad: int = 0) -> AuditEvent:
@@ -23,51 +23,48 @@ def _ev(i: int, pad: int = 0) -> AuditEvent:
                       decision_id=f"dec_{i}")
 
 
+async def _until(check: Any, tries: int = 500) -> bool:
+    """Let the loop run (the helper answers through it) until `check()` holds."""
+    for _ in range(tries):
+        if check():
+            return True
+        await asyncio.sleep(0.005)
+    return bool(check())
+
+
 async def test_callers_wait_for_the_wal_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    gate = threading.Event()
-    synced: list[str] = []
-    real = engine_mod._datasync
-
-    def held(path: str) -> None:
-        gate.wait(10)
-        synced.append(path)
-        real(path)
-
-    monkeypatch.setattr(engine_mod, "_datasync", held)
+    faults = install_wal_faults(monkeypatch, tmp_path / "jitgate.db")
     stores = open_sqlite(tmp_path, clock=FakeClock())
     try:
+        faults.hold()
         pending = [asyncio.ensure_future(stores.audit.append(_ev(i))) for i in range(3)]
         for _ in range(20):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.005)
         # committed (another connection sees the rows) but not yet durable: nobody answered
         other = sqlite3.connect(tmp_path / "jitgate.db")
         try:
             assert other.execute("SELECT count(*) FROM audit_records").fetchone()[0] == 3
         finally:
             other.close()
-        assert not any(p.done() for p in pending)
-        gate.set()
+        assert not any(p.done() for p in pending) and faults.synced() == 0
+        faults.hold(False)
         records = await asyncio.gather(*pending)
-        assert [r.seq for r in records] == [1, 2, 3]
-        assert synced and all(p.endswith("jitgate.db-wal") for p in synced)
+        assert [r.seq for r in records] == [1, 2, 3] and faults.synced() >= 1
     finally:
-        gate.set()
+        faults.hold(False)
         await stores.close()
 
 
 async def test_a_failed_sync_fails_the_round_and_every_later_write(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch):
+    faults = install_wal_faults(monkeypatch, tmp_path / "jitgate.db")
     stores = open_sqlite(tmp_path, clock=FakeClock())
     try:
         first = await stores.audit.append(_ev(1))
-
-        def broken(path: str) -> None:
-            raise OSError(5, "Input/output error")
-
-        monkeypatch.setattr(engine_mod, "_datasync", broken)
+        faults.fail()
         with pytest.raises(StoreUnavailable):
             await stores.audit.append(_ev(2))
-        monkeypatch.undo()  # the disk "works" again: the engine still refuses (fsync errors
+        faults.fail(False)  # the disk "works" again: the engine still refuses (fsync errors
         with pytest.raises(StoreUnavailable, match="durable"):  # are reported only once)
             await stores.audit.append(_ev(3))
         with pytest.raises(StoreUnavailable):
@@ -77,14 +74,10 @@ async def test_a_failed_sync_fails_the_round_and_every_later_write(tmp_path: Pat
         await stores.close()
 
 
-async def test_normal_mode_answers_without_the_sync_thread(tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch):
-    def never(path: str) -> None:
-        raise AssertionError("normal mode must not fsync each round")
-
-    monkeypatch.setattr(engine_mod, "_datasync", never)
+async def test_normal_mode_has_no_sync_helper(tmp_path: Path):
     stores = open_sqlite(tmp_path, clock=FakeClock(), sync="normal")
     try:
+        assert stores.engine._wal is None
         records = await asyncio.gather(*[stores.audit.append(_ev(i)) for i in range(20)])
         assert sorted(r.seq for r in records) == list(range(1, 21))
         assert (await stores.audit.verify()).ok
@@ -92,8 +85,8 @@ async def test_normal_mode_answers_without_the_sync_thread(tmp_path: Path,
         await stores.close()
 
 
-async def test_the_sync_thread_checkpoints_the_wal_into_the_database(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+async def test_the_wal_is_checkpointed_into_the_database(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(engine_mod, "_CHECKPOINT_ROUNDS", 5)
     stores = open_sqlite(tmp_path, clock=FakeClock())
     db = tmp_path / "jitgate.db"
@@ -102,12 +95,8 @@ async def test_the_sync_thread_checkpoints_the_wal_into_the_database(
         for burst in range(20):
             await asyncio.gather(*[stores.audit.append(_ev(burst * 20 + i, pad=400))
                                    for i in range(20)])
-        await stores.audit.append(_ev(10_000))  # one more round after the sync thread's turn
-        for _ in range(50):  # the sync thread checkpoints after its sync: let it finish
-            if os.stat(db).st_size > before + 100 * 1024:
-                break
-            await asyncio.sleep(0.02)
-        assert os.stat(db).st_size > before + 100 * 1024  # rows reached the database file
+        await stores.audit.append(_ev(10_000))
+        assert await _until(lambda: os.stat(db).st_size > before + 100 * 1024)
         assert (await stores.audit.verify()).count == 401
     finally:
         await stores.close()
@@ -115,48 +104,31 @@ async def test_the_sync_thread_checkpoints_the_wal_into_the_database(
 
 async def test_committed_append_answers_before_the_sync_and_reports_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    gate = threading.Event()
-    real = engine_mod._datasync
-    fail = {"now": False}
-
-    def held(path: str) -> None:
-        gate.wait(10)
-        if fail["now"]:
-            raise OSError(5, "Input/output error")
-        real(path)
-
-    monkeypatch.setattr(engine_mod, "_datasync", held)
+    faults = install_wal_faults(monkeypatch, tmp_path / "jitgate.db")
     stores = open_sqlite(tmp_path, clock=FakeClock())
     try:
+        faults.hold()
         record, durable = await stores.audit.append_with_lease_committed(_ev(1), None)
         assert record.seq == 1 and not durable.done()  # answered while the sync is held
-        gate.set()
+        faults.hold(False)
         await durable
-        gate.clear()
-        fail["now"] = True
+        faults.hold()
+        faults.fail()
         _, durable = await stores.audit.append_with_lease_committed(_ev(2), None)
-        gate.set()
+        faults.hold(False)
         with pytest.raises(StoreUnavailable):
             await durable
         with pytest.raises(StoreUnavailable):
             await stores.audit.append_with_lease_committed(_ev(3), None)
     finally:
-        gate.set()
+        faults.hold(False)
+        faults.fail(False)
         await stores.close()
 
 
 async def test_write_behind_is_answered_at_commit_and_synced_soon_after(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    gate = threading.Event()
-    synced = threading.Event()
-    real = engine_mod._datasync
-
-    def held(path: str) -> None:
-        gate.wait(10)
-        real(path)
-        synced.set()
-
-    monkeypatch.setattr(engine_mod, "_datasync", held)
+    faults = install_wal_faults(monkeypatch, tmp_path / "jitgate.db")
     stores = open_sqlite(tmp_path, clock=FakeClock())
 
     async def behind() -> Any:
@@ -164,12 +136,27 @@ async def test_write_behind_is_answered_at_commit_and_synced_soon_after(
         return await stores.audit.append(_ev(1))
 
     try:
-        record = await asyncio.ensure_future(behind())  # answered while the sync is held
-        assert record.seq == 1 and not synced.is_set()
-        gate.set()
-        assert await asyncio.to_thread(synced.wait, 5)  # and made durable without a caller
-        waiting = await stores.audit.append(_ev(2))  # an ordinary write still waits for its sync
-        assert waiting.seq == 2
+        faults.hold()
+        record = await asyncio.ensure_future(behind())  # answered while syncs are held
+        assert record.seq == 1 and faults.synced() == 0
+        faults.hold(False)
+        assert await _until(lambda: faults.synced() == 1)  # made durable without a caller
+        waiting = await stores.audit.append(_ev(2))  # an ordinary write waits for its sync
+        assert waiting.seq == 2 and faults.synced() == 2
     finally:
-        gate.set()
+        faults.hold(False)
+        await stores.close()
+
+
+async def test_a_dead_sync_helper_fails_closed(tmp_path: Path):
+    stores = open_sqlite(tmp_path, clock=FakeClock())
+    try:
+        await stores.audit.append(_ev(1))
+        stores.engine._wal._proc.kill()
+        stores.engine._wal._proc.wait()
+        with pytest.raises(StoreUnavailable):
+            await stores.audit.append(_ev(2))
+        with pytest.raises(StoreUnavailable):
+            await stores.audit.append(_ev(3))
+    finally:
         await stores.close()
