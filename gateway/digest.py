@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from typing import Any
 
+import orjson
 import rfc8785
 
 __all__ = ["canonical_json", "sha256_hex", "args_digest"]
@@ -47,21 +47,19 @@ class _Slow(Exception):
     pass
 
 
-# json.dumps with these options, without building an encoder per call
-_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                           allow_nan=False).encode
-
-
 def canonical_json(value: Any) -> bytes:
-    """canonical_json (RFC 8785), with a fast path through the C json encoder.
+    """canonical_json (RFC 8785), with a fast path through orjson.
 
-    For str keys within the BMP, safe integers and floats printed the same way by Python's
-    repr and ECMAScript (integral below 1e16, or between 1e-4 and 1e16), json.dumps with sorted
-    keys and no ASCII escaping emits exactly the JCS bytes; anything else takes rfc8785.
+    For str keys within the BMP (where code-point order is UTF-16 order), safe integers and
+    floats printed the same way by the shortest round-trip form and ECMAScript (integral below
+    1e16, or between 1e-4 and 1e16), orjson with sorted keys emits exactly the JCS bytes (the
+    same bytes as json.dumps with sorted keys and no ASCII escaping, several times faster);
+    anything else (lone surrogates, integers beyond 2**53, other types) takes rfc8785.
+    tests/storage/test_audit_canonical.py checks the fast path against the reference.
     """
     try:
-        return _encode(_plain(value)).encode("utf-8")
-    except (_Slow, UnicodeEncodeError, ValueError, TypeError, RecursionError):
+        return orjson.dumps(_plain(value), option=orjson.OPT_SORT_KEYS)
+    except (_Slow, ValueError, TypeError, RecursionError):  # orjson's errors are TypeErrors
         return rfc8785.dumps(value)
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any, Awaitable, Callable
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -75,9 +76,12 @@ async def read_body(request: Request, model: type[BaseModel], max_bytes: int,
     if ctype not in ("application/json", "") and not ctype.endswith("+json"):
         raise BodyError("unsupported_media_type", "send application/json", 415)
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BodyError("malformed_json", "the body is not valid JSON", 400) from None
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:  # orjson refuses integers beyond 64 bits: ask json too
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise BodyError("malformed_json", "the body is not valid JSON", 400) from None
     if not isinstance(data, dict):
         raise BodyError("invalid_request", "the body must be a JSON object", 422)
     try:
