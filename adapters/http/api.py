@@ -298,6 +298,7 @@ def api_routes(svc: ApiServices) -> list[Route]:
 
     R = Route
     return [
+        R("/v1/authorize", guarded(authorize), methods=["POST"]),  # the hot path: matched first
         R("/healthz", guarded(healthz), methods=["GET"]),
         R("/.well-known/jwks.json", guarded(jwks), methods=["GET"]),
         R("/v1/policy", guarded(policy), methods=["GET"]),
@@ -308,7 +309,6 @@ def api_routes(svc: ApiServices) -> list[Route]:
         R("/v1/grants/{grant_id}/leases", guarded(grant_leases), methods=["GET"]),
         R("/v1/grants/{grant_id}/decisions", guarded(grant_decisions), methods=["GET"]),
         R("/v1/grants/{grant_id}/{action:str}", guarded(grant_action), methods=["POST"]),
-        R("/v1/authorize", guarded(authorize), methods=["POST"]),
         R("/v1/decisions/{decision_id}", guarded(get_decision), methods=["GET"]),
         R("/v1/decisions/{decision_id}/result", guarded(report_result), methods=["POST"]),
         R("/v1/calls", guarded(call_tool), methods=["POST"]),

@@ -27,9 +27,14 @@ class DecisionMetrics:
         self.registry = CollectorRegistry()
         self.decisions = Counter("jitgate_decisions", "Decisions by effect and code",
                                  ["effect", "code"], registry=self.registry)
+        self._children: dict[tuple[str, str], Any] = {}  # codes are a closed table
 
     def observe(self, effect: str, code: str) -> None:
-        self.decisions.labels(effect=effect, code=code).inc()
+        child = self._children.get((effect, code))
+        if child is None:
+            child = self._children[(effect, code)] = self.decisions.labels(effect=effect,
+                                                                           code=code)
+        child.inc()
 
 
 def build_app(services: ApiServices, *, mcp: tuple[Any, Callable[[], Any]] | None = None,

@@ -43,7 +43,7 @@ SCHEMA_VERSION = 1
 # Checkpoint the WAL into the database every this many committed rounds (a round writes a few
 # pages: about SQLite's own auto-checkpoint of 1000 pages); past the hard limit (the sync
 # thread's PASSIVE checkpoints kept racing the writer) one is done between rounds.
-_CHECKPOINT_ROUNDS = 200
+_CHECKPOINT_ROUNDS = 50
 # A write-behind round (see gateway.ports.WRITE_BEHIND) is synced with the next round that has
 # a caller waiting, or after this long at most.
 _BEHIND_SYNC_S = 0.005
