@@ -1,7 +1,7 @@
 """The embedded default: every store over one SQLite file `<data_dir>/jitgate.db`.
 
 One gateway process owns the file (the grant store keeps a write-through cache and the audit
-chain head lives in the writer thread); several replicas must share PostgreSQL instead.
+chain head lives in the engine); several replicas must share PostgreSQL instead.
 `verify_sqlite` and `read_sqlite_audit` read the file synchronously for the CLI, without a
 running gateway.
 """

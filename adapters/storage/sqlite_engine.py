@@ -1,18 +1,19 @@
-"""The SQLite engine: writes on the event loop, one fsync thread, one reader thread.
+"""The SQLite engine: writes on the event loop, fsyncs in a helper process, one reader thread.
 
 Group commit in two steps. Every write queued during one turn of the event loop (audit appends,
 the rows that travel with them, store jobs) goes into ONE transaction, run on the loop thread
 itself: with WAL and synchronous=NORMAL a COMMIT only appends frames to the WAL (tens of
-microseconds, no fsync). In `full` mode (the default) the committed round is then handed to the
-sync thread, which fdatasyncs the WAL once for every round committed since its last sync, and
-only then are the callers of those rounds answered: SQLite's own synchronous=FULL is exactly
-NORMAL plus this WAL sync after each commit, so a record is on stable storage before its caller
-hears of it, while the loop goes on serving during the fsync. Nothing is handed between threads
-but whole rounds, which keeps GIL hand-offs out of the hot path.
+microseconds, no fsync). In `full` mode (the default) the committed round is then made durable
+by the sync helper (wal_sync.py: a small process that fdatasyncs the WAL once for every request
+it has read, answering through a pipe the loop watches), and only then are the round's callers
+answered: SQLite's own synchronous=FULL is exactly NORMAL plus this WAL sync after each commit,
+so a record is on stable storage before its caller hears of it, while the loop goes on serving
+during the fsync and no thread has to win the GIL back from it.
 
 A failed round rolls back, leaves the chain head untouched and fails every caller in it with
-StoreUnavailable. A failed fsync fails its callers and the engine for good (the page cache can
-no longer be trusted to reach the disk): every later write is refused. The file is owned by one
+StoreUnavailable. A failed fsync (or a dead helper) fails its callers and the engine for good
+(the page cache can no longer be trusted to reach the disk): every later write is refused.
+Checkpoints run on a small thread every _CHECKPOINT_ROUNDS rounds. The file is owned by one
 gateway process; several replicas need PostgreSQL.
 """
 
@@ -201,12 +202,12 @@ class SqliteEngine:
         self._resync = False
         self._seal_lock = threading.Lock()
         try:
-            # WAL commits without fsync; in full mode the sync thread makes each round durable.
+            # WAL commits without fsync; in full mode the sync helper makes each round durable.
             self._wconn = connect(path, busy_timeout_ms=busy_timeout_ms, sync="normal")
             wal = self._wconn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
             if not wal and sync == "full":  # no WAL here: let SQLite sync every commit itself
                 self._wconn.execute("PRAGMA synchronous = FULL")
-            if wal and sync == "full":  # checkpoints move to the sync thread
+            if wal and sync == "full":  # checkpoints move to the checkpoint thread
                 self._wconn.execute("PRAGMA wal_autocheckpoint = 0")
             self._init_schema()
             self._rconn = connect(path, busy_timeout_ms=busy_timeout_ms)
@@ -443,7 +444,7 @@ class SqliteEngine:
             return
 
     def _checkpoint(self, conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
-        """A PASSIVE checkpoint on the sync thread's own connection: it never blocks the
+        """A PASSIVE checkpoint on the checkpoint thread's own connection: it never blocks the
         writer; the next round restarts the WAL from its beginning if it caught up."""
         rounds = self._rounds
         try:
