@@ -270,7 +270,7 @@ class SqliteEngine:
         self._pending.append((*item, fut, loop))
         if WRITE_BEHIND.get():
             self._behind.add(fut)
-        if self._flush_on is None:
+        if self._flush_on is not loop:  # none scheduled, or on a loop that has gone away
             self._flush_on = loop
             loop.call_soon(self._flush)
         return fut

@@ -160,3 +160,18 @@ async def test_a_dead_sync_helper_fails_closed(tmp_path: Path):
             await stores.audit.append(_ev(3))
     finally:
         await stores.close()
+
+
+def test_writes_queued_on_a_loop_that_went_away_do_not_block_the_next_loop(tmp_path: Path):
+    stores = open_sqlite(tmp_path, clock=FakeClock())
+
+    async def abandon() -> None:  # the loop ends before its round could run
+        asyncio.ensure_future(stores.audit.append(_ev(1)))
+
+    async def later() -> int:
+        record = await asyncio.wait_for(stores.audit.append(_ev(2)), 10)
+        await stores.close()
+        return record.seq
+
+    asyncio.run(abandon())
+    assert asyncio.run(later()) in (1, 2)
