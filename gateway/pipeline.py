@@ -103,11 +103,16 @@ Forward = Callable[[ToolCall, Credential | None], Awaitable[Any]]
 WorkloadVerifier = Callable[[str], Awaitable[Principal | None]]
 
 
+def _refused(decision: Decision, code: str, reason: str) -> Decision:
+    """`decision` turned into a fail-closed deny."""
+    return replace(decision, effect=Effect.DENY, code=code, reasons=(reason,),
+                   rule_ids=("fail_closed",), approval_id=None, consumes_approval=None)
+
+
 def unrecorded(decision: Decision) -> Decision:
     """The decision as the caller must see it when its audit record did not reach the disk."""
-    return replace(decision, effect=Effect.DENY, code="audit_unavailable",
-                   reasons=("the audit trail is unavailable, so the call's result is withheld",),
-                   rule_ids=("fail_closed",), approval_id=None, consumes_approval=None)
+    return _refused(decision, "audit_unavailable",
+                    "the audit trail is unavailable, so the call's result is withheld")
 
 
 async def durable_or_not(auth: Authorization) -> bool:
@@ -376,10 +381,6 @@ class Gateway:
                         tool=call.tool, agent_id=call.agent.id, args_digest=digest,
                         grant_id=call.grant_id)
 
-    def _refuse(self, decision: Decision, code: str, reason: str) -> Decision:
-        return replace(decision, effect=Effect.DENY, code=code, reasons=(reason,),
-                       rule_ids=("fail_closed",), approval_id=None, consumes_approval=None)
-
     async def _conclude(self, call: ToolCall, decision: Decision, grant: Grant | None,
                         policy: PolicySet, signals: tuple,
                         durable_later: bool = False) -> Authorization:
@@ -406,14 +407,14 @@ class Gateway:
                     created_at=self.clock.now(), expires_at=self.clock.now() + APPROVAL_WINDOW_S,
                     redacted_args=policy.redact(call.tool, call.arguments)))
         except StoreUnavailable:
-            decision = self._refuse(decision, "store_unavailable", "the state store is unavailable")
+            decision = _refused(decision, "store_unavailable", "the state store is unavailable")
         if decision.effect is Effect.ALLOW:
             try:
                 credential = await self._mint(call, decision, policy)
                 lease = credential.lease if credential is not None else None
             except Exception:
                 log.error("credential issuer failed for %s", call.tool)
-                decision = self._refuse(decision, "credential_unavailable",
+                decision = _refused(decision, "credential_unavailable",
                                         "no credential could be minted for this call")
         record = {
             **decision.public(),
@@ -435,15 +436,12 @@ class Gateway:
             if durable_later and same_engine else None
         together = getattr(self.audit, "append_with_lease", None) \
             if lease is not None and same_engine else None
-        if early is not None:
+        if early is not None or together is not None:
             try:
-                _, durable = await early(event, lease)
-                audit_failed = lease_failed = False
-            except Exception:
-                audit_failed, lease_failed = True, False
-        elif together is not None:
-            try:
-                await together(event, lease)
+                if early is not None:
+                    _, durable = await early(event, lease)
+                else:
+                    await together(event, lease)  # type: ignore[misc]
                 audit_failed = lease_failed = False
             except Exception:
                 audit_failed, lease_failed = True, False
@@ -458,12 +456,12 @@ class Gateway:
             log.error("audit append failed; denying %s", decision.decision_id)
             if lease is not None:
                 await self._end_leases([lease], "audit_unavailable")
-            return Authorization(self._refuse(decision, "audit_unavailable",
+            return Authorization(_refused(decision, "audit_unavailable",
                                               "the audit trail is unavailable, so the call is denied"))
         if lease_failed:
             log.error("lease record failed; denying %s", decision.decision_id)
             await self._end_leases([lease], "store_unavailable")  # type: ignore[list-item]
-            refused = self._refuse(decision, "credential_unavailable",
+            refused = _refused(decision, "credential_unavailable",
                                    "the credential could not be recorded, so the call is denied")
             try:
                 await self.audit.append(AuditEvent(

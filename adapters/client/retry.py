@@ -43,6 +43,14 @@ def _is_throttle(result: AuthorizeResult) -> bool:
     return result.effect == "throttle"
 
 
+def _retry_policy(max_wait_s: float, sleep: Callable[[float], Any]) -> dict[str, Any]:
+    """One retry policy for the async and the sync client: retry while throttled, waiting what
+    the gateway said, until `max_wait_s` is spent; then hand back the last answer."""
+    return {"retry": retry_if_result(_is_throttle), "wait": _next_wait,
+            "stop": _stop(max_wait_s), "sleep": sleep, "retry_error_callback": _last_result,
+            "reraise": True}
+
+
 async def retry_throttled(
     attempt: Callable[[], Awaitable[AuthorizeResult]],
     *,
@@ -50,14 +58,7 @@ async def retry_throttled(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AuthorizeResult:
     """Call `attempt` until it is not throttled, sleeping `retry_after` between tries."""
-    retrying = AsyncRetrying(
-        retry=retry_if_result(_is_throttle),
-        wait=_next_wait,
-        stop=_stop(max_wait_s),
-        sleep=sleep,
-        retry_error_callback=_last_result,
-        reraise=True,
-    )
+    retrying = AsyncRetrying(**_retry_policy(max_wait_s, sleep))
 
     async def once() -> AuthorizeResult:  # tenacity awaits only true coroutine functions
         return await attempt()
@@ -71,14 +72,7 @@ def retry_throttled_sync(
     max_wait_s: float = DEFAULT_MAX_WAIT_S,
     sleep: Callable[[float], None] = time.sleep,
 ) -> AuthorizeResult:
-    retrying = Retrying(
-        retry=retry_if_result(_is_throttle),
-        wait=_next_wait,
-        stop=_stop(max_wait_s),
-        sleep=sleep,
-        retry_error_callback=_last_result,
-        reraise=True,
-    )
+    retrying = Retrying(**_retry_policy(max_wait_s, sleep))
     return retrying(attempt)
 
 

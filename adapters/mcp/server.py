@@ -304,23 +304,17 @@ class McpGateway:
         try:
             result = await routed.upstream.call_tool(upstream_name, args)
         except UpstreamUnavailable as exc:
-            await self._complete(caller, decision.decision_id,
-                                 CallOutcome(decision.decision_id, ok=False,
-                                             error="upstream_unavailable"))
+            await self._complete_failed(caller, decision.decision_id, "upstream_unavailable")
             return refusal("upstream_unavailable",
                            f"The call was allowed but the server behind {routed.public_name} "
                            f"failed ({exc.why}). It may not have run; check before retrying.",
                            decision_id=decision.decision_id)
         except MCPError as exc:
-            await self._complete(caller, decision.decision_id,
-                                 CallOutcome(decision.decision_id, ok=False,
-                                             error=f"upstream_error:{exc.code}"))
+            await self._complete_failed(caller, decision.decision_id, f"upstream_error:{exc.code}")
             raise
         except Exception:
             log.exception("upstream call failed for %s", routed.public_name)
-            await self._complete(caller, decision.decision_id,
-                                 CallOutcome(decision.decision_id, ok=False,
-                                             error="internal_error"))
+            await self._complete_failed(caller, decision.decision_id, "internal_error")
             return refusal("internal_error", "The call failed inside JITGate.",
                            decision_id=decision.decision_id)
         await self._complete(caller, decision.decision_id,
@@ -328,6 +322,9 @@ class McpGateway:
                                          output=outcome_output(result),
                                          error="tool_error" if result.is_error else None))
         return result
+
+    async def _complete_failed(self, caller: _Caller, decision_id: str, error: str) -> None:
+        await self._complete(caller, decision_id, CallOutcome(decision_id, ok=False, error=error))
 
     async def _complete(self, caller: _Caller, decision_id: str, outcome: CallOutcome) -> None:
         """Drift sees the output now; the durable record follows right after the answer."""

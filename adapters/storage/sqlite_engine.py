@@ -300,9 +300,13 @@ class SqliteEngine:
                           rows: Sequence[tuple[str, tuple[Any, ...]]]) -> list[AuditRecord]:
         """Append audit events and insert `rows` ((sql, params) pairs) atomically, in the same
         round: both are written or neither is (e.g. a decision and the lease it minted)."""
+        return await self._queue_audit(events, rows)
+
+    def _queue_audit(self, events: Sequence[AuditEvent],
+                     rows: Sequence[tuple[str, tuple[Any, ...]]]) -> "asyncio.Future[Any]":
         self._check_open()
         recs, data = self._preseal(list(events))
-        return await self._submit_write(("audit", (list(events), list(rows), recs, data)))
+        return self._submit_write(("audit", (list(events), list(rows), recs, data)))
 
     async def append_committed(self, events: Sequence[AuditEvent],
                                rows: Sequence[tuple[str, tuple[Any, ...]]] = ()
@@ -311,9 +315,7 @@ class SqliteEngine:
         from a crash of this process), with a future that resolves once it is on stable
         storage (or fails if it cannot be): for callers that overlap the fsync with other
         work and wait for it before they answer anyone."""
-        self._check_open()
-        recs, data = self._preseal(list(events))
-        fut = self._submit_write(("audit", (list(events), list(rows), recs, data)))
+        fut = self._queue_audit(events, rows)
         self._early[fut] = fut.get_loop().create_future()
         return await fut
 
