@@ -50,6 +50,11 @@ _CHECKPOINT_ROUNDS = 50
 _BEHIND_SYNC_S = 0.005
 _HELPER_CODE: str | None = None  # tests swap in a helper that holds or fails its syncs
 _HARD_LIMIT_ROUNDS = 5000
+# A round that finds the checkpoint thread holding the writer off tries again after this long.
+_LOCKED_RETRY_S = 0.0002
+# The WAL file is trimmed back to this size when it starts over (it grows past it only while
+# a checkpoint cannot catch up).
+_WAL_SIZE_LIMIT = 16 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -209,6 +214,7 @@ class SqliteEngine:
                 self._wconn.execute("PRAGMA synchronous = FULL")
             if wal and sync == "full":  # checkpoints move to the checkpoint thread
                 self._wconn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._wconn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
             self._init_schema()
             self._rconn = connect(path, busy_timeout_ms=busy_timeout_ms)
             self._rconn.execute("PRAGMA query_only = 1")
@@ -339,19 +345,26 @@ class SqliteEngine:
             self._tentative = (s, p)
             return recs, data
 
-    def _flush(self) -> None:
+    def _flush(self, block: bool = False) -> None:
         """One round: every queued write in one transaction, then (full mode) off to the sync
-        thread; failures are answered at once."""
+        helper; failures are answered at once. While the checkpoint thread holds the writer
+        off (catching up with the last few rounds), the round waits a moment on a timer
+        instead of blocking the loop."""
+        if not self._pending:
+            self._flush_on = None
+            return
+        if not self._write_lock.acquire(blocking=block):
+            asyncio.get_running_loop().call_later(_LOCKED_RETRY_S, self._flush)
+            return
         self._flush_on = None
         items, self._pending = self._pending, []
-        if not items:
-            return
-        with self._write_lock:
-            try:
-                done = self._process(items)
-            except Exception:  # never leave a caller waiting: fail the whole round closed
-                err = StoreUnavailable("the SQLite writer failed")
-                done = [(item[3], (item[2], False, err)) for item in items]
+        try:
+            done = self._process(items)
+        except Exception:  # never leave a caller waiting: fail the whole round closed
+            err = StoreUnavailable("the SQLite writer failed")
+            done = [(item[3], (item[2], False, err)) for item in items]
+        finally:
+            self._write_lock.release()
         now: list[tuple[Any, tuple[Any, bool, Any]]] = []  # answered at once
         synced: list[tuple[Any, tuple[Any, bool, Any]]] = []  # answered after the sync
         behind = False
@@ -399,7 +412,7 @@ class SqliteEngine:
         if self.closed:
             return
         if self._pending:
-            self._flush()
+            self._flush(block=True)
         self.closed = True
         if self._wal is not None:
             await self._wal.close()
@@ -446,17 +459,25 @@ class SqliteEngine:
             return
 
     def _checkpoint(self, conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
-        """A PASSIVE checkpoint on the checkpoint thread's own connection: it never blocks the
-        writer; the next round restarts the WAL from its beginning if it caught up."""
-        rounds = self._rounds
+        """Two PASSIVE checkpoints on the checkpoint thread's own connection. The first copies
+        the bulk beside the writer. Under steady load the writer has always appended more by
+        the time it ends, so the WAL would never start over and would grow without bound; the
+        second copies just those few rounds with the writer held off (`_write_lock`: the loop
+        retries its round a moment later), after which the next round restarts the WAL from
+        its beginning (and SQLite trims the file to `_WAL_SIZE_LIMIT`)."""
         try:
             if conn is None:
                 conn = connect(self.path, busy_timeout_ms=self._busy)
-            busy, log_frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if not busy and done >= 0:
-                self._rounds = max(0, self._rounds - rounds)  # rounds since are still to copy
+                conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
+            busy, _, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if busy or done < 0:
+                return conn  # a reader holds an old snapshot: the next checkpoint tries again
+            with self._write_lock:
+                busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if not busy and done == frames:
+                    self._rounds = 0
         except sqlite3.Error:
-            pass  # the next sync tries again; past the hard limit the loop does it inline
+            pass  # the next checkpoint tries again; past the hard limit the loop does it inline
         return conn
 
     def _checkpoint_inline(self) -> None:
