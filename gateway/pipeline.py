@@ -56,12 +56,15 @@ from .ports import (
 )
 from .tool_pins import ToolPins
 
-__all__ = ["Gateway", "Authorization", "RunResult", "APPROVAL_WINDOW_S", "durable_or_not",
-           "unrecorded"]
+__all__ = ["Gateway", "Authorization", "RunResult", "APPROVAL_WINDOW_S", "GATEWAY_LEASE",
+           "durable_or_not", "unrecorded"]
 
 log = logging.getLogger("jitgate.pipeline")
 
 # Denials that say "wait" or "we failed", not "no": retrying them is no pressure on policy.
+# The lease kind of a call the gateway forwards over its own connection (`authorize(token=False)`).
+GATEWAY_LEASE = "gateway"
+
 _NOT_RETRY_PRESSURE = frozenset({"grant_pending", "approval_pending", "audit_unavailable",
                                  "store_unavailable", "credential_unavailable", "internal_error",
                                  "detector_unavailable"})
@@ -315,10 +318,13 @@ class Gateway:
 
     async def authorize(self, call: ToolCall, *, tool_changed: bool = False,
                         invalid_arguments: str | None = None,
-                        durable_later: bool = False) -> Authorization:
+                        durable_later: bool = False, token: bool = True) -> Authorization:
         """Decide one call. With `durable_later`, a store that can (SQLite) answers once the
         decision is committed and lets the caller overlap the fsync with the tool call:
-        `Authorization.durable` must then be awaited before the result reaches anyone."""
+        `Authorization.durable` must then be awaited before the result reaches anyone.
+        `token=False` is for a caller that forwards the call over its own connection (the MCP
+        edge): an allowed call then gets a lease of kind `gateway` and no bearer token, which
+        nobody could have presented."""
         decision_id = new_id("dec")
         policy = self._policy
         now = self.clock.now()
@@ -358,7 +364,7 @@ class Gateway:
         except Exception:
             log.exception("decision failed for %s", call.tool)
             decision = self._fail(call, decision_id, digest, policy, "internal_error")
-        return await self._conclude(call, decision, grant, policy, signals, durable_later)
+        return await self._conclude(call, decision, grant, policy, signals, durable_later, token)
 
     async def refuse(self, call: ToolCall, code: str, reason: str) -> Authorization:
         """An edge refuses a call before policy can judge it (unknown tool, upstream down):
@@ -383,7 +389,7 @@ class Gateway:
 
     async def _conclude(self, call: ToolCall, decision: Decision, grant: Grant | None,
                         policy: PolicySet, signals: tuple,
-                        durable_later: bool = False) -> Authorization:
+                        durable_later: bool = False, token: bool = True) -> Authorization:
         lease: Lease | None = None
         credential: Credential | None = None
         try:
@@ -410,7 +416,7 @@ class Gateway:
             decision = _refused(decision, "store_unavailable", "the state store is unavailable")
         if decision.effect is Effect.ALLOW:
             try:
-                credential = await self._mint(call, decision, policy)
+                credential = await self._mint(call, decision, policy, token)
                 lease = credential.lease if credential is not None else None
             except Exception:
                 log.error("credential issuer failed for %s", call.tool)
@@ -504,18 +510,24 @@ class Gateway:
         except GatewayError:
             pass
 
-    async def _mint(self, call: ToolCall, decision: Decision, policy: PolicySet) -> Credential | None:
+    async def _mint(self, call: ToolCall, decision: Decision, policy: PolicySet,
+                    token: bool = True) -> Credential | None:
         spec = policy.tool_spec(call.tool)
         options = dict(spec.credential or {})
         kind = options.pop("kind", None) or self.default_issuer
         if kind in (None, "none"):
             return None
-        issuer = self.issuers.get(kind)
-        if issuer is None:
-            raise RuntimeError(f"no issuer {kind}")
         tier = policy.tier_of(call.tool)
         now = self.clock.now()
         ttl = float(options.pop("ttl_s", tier.credential_ttl_s))
+        if not token:  # the gateway forwards the call itself: the lease alone binds it
+            return Credential(lease=Lease(
+                lease_id=new_id("lse"), grant_id=call.grant_id, agent_id=call.agent.id,
+                tool=call.tool, kind=GATEWAY_LEASE, issued_at=now, expires_at=now + ttl,
+                decision_id=decision.decision_id))
+        issuer = self.issuers.get(kind)
+        if issuer is None:
+            raise RuntimeError(f"no issuer {kind}")
         credential = await issuer.mint(MintRequest(
             call=call, decision_id=decision.decision_id, args_digest=decision.args_digest,
             ttl_s=ttl, audience=spec.audience or call.tool, lease_id=new_id("lse"), now=now,

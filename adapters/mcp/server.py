@@ -52,7 +52,7 @@ class GatewayPort(Protocol):
 
     async def authorize(self, call: ToolCall, *, tool_changed: bool = False,
                         invalid_arguments: str | None = None,
-                        durable_later: bool = False) -> Any: ...
+                        durable_later: bool = False, token: bool = True) -> Any: ...
 
     async def refuse(self, call: ToolCall, code: str, reason: str) -> Any: ...
 
@@ -282,9 +282,12 @@ class McpGateway:
         call = self._call(ctx, caller, routed.public_name, args,
                           self.upstreams.annotations_of(routed.tool))
         # The decision is committed before the call is forwarded; its fsync runs while the
-        # upstream works, and nothing reaches the client before it is on stable storage.
+        # upstream works, and nothing reaches the client before it is on stable storage. The
+        # upstream is reached over JITGate's own connection, so the call's credential is its
+        # lease alone: no bearer token is signed that nobody could present.
         auth = await self.gateway.authorize(call, tool_changed=not pin.ok,
-                                            invalid_arguments=problem, durable_later=True)
+                                            invalid_arguments=problem, durable_later=True,
+                                            token=False)
         try:
             answer: t.CallToolResult | MCPError = await self._forward(caller, routed, args, auth)
         except MCPError as exc:

@@ -42,6 +42,22 @@ async def test_low_risk_grant_is_active_at_once_and_allows_in_scope_calls(gw):
     assert auth.decision.rule_ids
 
 
+async def test_a_call_the_gateway_forwards_itself_gets_a_lease_and_no_token(gw, clock):
+    g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
+    auth = await gw.authorize(call("fs.read_file", g.grant_id, path="/workspace/docs/a.md"),
+                              token=False)
+    assert auth.decision.allowed and auth.credential is not None
+    lease = auth.credential.lease
+    assert auth.credential.value is None and lease.kind == "gateway"
+    assert (lease.decision_id, lease.grant_id, lease.tool) == (
+        auth.decision.decision_id, g.grant_id, "fs.read_file")
+    assert lease.expires_at - clock.now() == gw.policy.tier_of("fs.read_file").credential_ttl_s
+    assert [l.lease_id for l in await gw.leases_for_grant(AGENT, g.grant_id)] == [lease.lease_id]
+    await gw.complete(AGENT, auth.decision.decision_id,
+                      CallOutcome(auth.decision.decision_id, ok=True, output="text"))
+    assert (await gw.leases.get(lease.lease_id)).revoked  # used once
+
+
 async def test_out_of_scope_calls_are_denied_with_distinct_codes(gw):
     g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
     outside = await gw.authorize(call("fs.read_file", g.grant_id, path="/workspace/src/x.py"))

@@ -114,6 +114,12 @@ async def test_filesystem_grant_scenario(live: LiveGateway, sandbox: Path, mode:
     # the refused write's content is redacted by the devtools pack, never stored in clear
     assert rows[3]["arguments"]["content"] != "y"
     assert_allowed_calls_audited(live)
+    # each allowed call had its own lease, bound to it; JITGate forwarded the call over its own
+    # connection, so no bearer token was signed (kind `gateway`), and none outlived the grant
+    leases = live.run(live.runtime.gateway.leases_for_grant(principal_of(live, "agent"),
+                                                            grant_id))
+    assert sorted(l.decision_id for l in leases) == sorted(d["decision_id"] for d in rows[:2])
+    assert all(l.kind == "gateway" and l.revoked and l.expires_at > l.issued_at for l in leases)
 
 
 async def test_typescript_sdk_client(live: LiveGateway, sandbox: Path) -> None:
