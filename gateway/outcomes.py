@@ -1,8 +1,10 @@
 """What came back from the tools: the open decisions, and their outcomes recorded.
 
 An allowed decision stays open until its outcome is reported, once, by the agent that made the
-call. The drift detectors see the output at once; the `call.completed` record and the release of
-the one-shot lease are written before the answer (`complete`) or right after it (`report`).
+call. With `complete`, the drift detectors see the output and the `call.completed` record and
+the release of the one-shot lease are written before the caller is answered; with `report`
+(a proxy that answers first), all of it is deferred to the start of the next decision, which
+feeds the output to the detectors before it decides.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ __all__ = ["Outcomes", "OPEN_DECISIONS"]
 log = logging.getLogger("jitgate.outcomes")
 
 OPEN_DECISIONS = 50_000  # the newest decisions whose outcome may still be reported
+# A reported outcome waits at most this long for the next decision to take it in (`report`);
+# that decision has its records written this long after it is concluded (`record_soon`).
+SETTLE_AFTER_S = 0.002
+RECORD_AFTER_S = 0.0003
 
 
 @dataclass(slots=True)
@@ -48,6 +54,12 @@ class Outcomes:
         self._issued: OrderedDict[str, _Issued] = OrderedDict()
         # records still being written after the answer went back, per grant (or agent)
         self._pending: dict[str, set[asyncio.Task[None]]] = {}
+        # reported outcomes waiting for the next decision (or the timer): see `report`
+        self._deferred: list[tuple[Principal, _Issued, CallOutcome]] = []
+        self._settle_timer: asyncio.TimerHandle | None = None
+        self._settling: asyncio.Future[None] | None = None  # set while a settle runs
+        self._unrecorded: list[tuple[Principal, _Issued, CallOutcome]] = []  # seen by drift
+        self._record_timer: asyncio.TimerHandle | None = None
 
     def remember(self, call: ToolCall, decision: Decision, lease: Lease | None) -> None:
         self._issued[decision.decision_id] = _Issued(call, decision, lease)
@@ -104,23 +116,80 @@ class Outcomes:
         await self._record(principal, issued, outcome)
 
     async def report(self, principal: Principal, decision_id: str, outcome: CallOutcome) -> None:
-        """Like `complete`, but the durable part is written after the answer has gone back.
+        """Like `complete`, for a caller that answers first: claimed now, the rest deferred.
 
-        The drift detectors see the output now, before any later decision; the audit record
-        and the lease release follow in the background (`drain()` waits for them). The
-        decision itself was audited before the call ran.
+        The output reaches the drift detectors at the start of the next decision (`settle`),
+        before that decision is made, or after SETTLE_AFTER_S if none comes first; the audit
+        record and the lease release are then written behind (`drain()` waits for them). The
+        work so stays off the path of the answer going back, and the records ride along with
+        the next decision's round. The decision itself was audited before the call ran.
         """
         issued = self._claim(principal, decision_id)
-        await self._observe(issued, outcome)
-        key = issued.call.grant_id or issued.call.agent.id
-        task = asyncio.ensure_future(self._record_quietly(principal, issued, outcome))
-        bucket = self._pending.setdefault(key, set())
+        self._deferred.append((principal, issued, outcome))
+        if self._settle_timer is None:
+            self._settle_timer = asyncio.get_running_loop().call_later(SETTLE_AFTER_S,
+                                                                       self._settle_later)
+
+    @property
+    def unsettled(self) -> bool:
+        """Reported outcomes not yet seen by the drift detectors."""
+        return bool(self._deferred) or self._settling is not None
+
+    def _settle_later(self) -> None:
+        self._settle_timer = None
+        if self._deferred:
+            self._spawn(None, self.settle())
+
+    async def settle(self, *, record_now: bool = True) -> None:
+        """Feed every reported output to the drift detectors, then have its records written:
+        now, or with `record_now=False` (a decision is about to be made) once `record_soon`
+        says so."""
+        while self._settling is not None:  # another decision is feeding them: wait for it
+            await self._settling
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
+        if self._deferred:
+            self._settling = gate = asyncio.get_running_loop().create_future()
+            try:
+                while self._deferred:
+                    items, self._deferred = self._deferred, []
+                    for principal, issued, outcome in items:
+                        await self._observe(issued, outcome)
+                        self._unrecorded.append((principal, issued, outcome))
+            finally:
+                self._settling = None
+                gate.set_result(None)
+        if record_now:
+            self._start_records()
+
+    def record_soon(self) -> None:
+        """Have the settled outcomes' records written RECORD_AFTER_S from now: called once a
+        decision is concluded, so that the work runs while its tool call is under way rather
+        than on the decision's own path."""
+        if self._unrecorded and self._record_timer is None:
+            self._record_timer = asyncio.get_running_loop().call_later(RECORD_AFTER_S,
+                                                                       self._start_records)
+
+    def _start_records(self) -> None:
+        if self._record_timer is not None:
+            self._record_timer.cancel()
+            self._record_timer = None
+        items, self._unrecorded = self._unrecorded, []
+        for principal, issued, outcome in items:
+            self._spawn(issued.call.grant_id or issued.call.agent.id,
+                        self._record_quietly(principal, issued, outcome))
+
+    def _spawn(self, key: str | None, work: Awaitable[None]) -> None:
+        """Run `work` in the background, tracked (per grant or agent) for `drain()`."""
+        task = asyncio.ensure_future(work)
+        bucket = self._pending.setdefault(key or "", set())
         bucket.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
             bucket.discard(t)
-            if not bucket and self._pending.get(key) is bucket:
-                del self._pending[key]
+            if not bucket and self._pending.get(key or "") is bucket:
+                del self._pending[key or ""]
 
         task.add_done_callback(done)
 
@@ -134,6 +203,7 @@ class Outcomes:
 
     async def drain(self) -> None:
         """Wait for every outcome still being recorded (reads, shutdown, tests)."""
+        await self.settle()
         while self._pending:
             tasks = [t for bucket in list(self._pending.values()) for t in bucket]
             await asyncio.gather(*tasks, return_exceptions=True)

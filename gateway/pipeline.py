@@ -325,6 +325,8 @@ class Gateway:
         `token=False` is for a caller that forwards the call over its own connection (the MCP
         edge): an allowed call then gets a lease of kind `gateway` and no bearer token, which
         nobody could have presented."""
+        if self.outcomes.unsettled:  # outputs reported since the last decision: drift sees them first
+            await self.outcomes.settle(record_now=False)
         decision_id = new_id("dec")
         policy = self._policy
         now = self.clock.now()
@@ -364,7 +366,11 @@ class Gateway:
         except Exception:
             log.exception("decision failed for %s", call.tool)
             decision = self._fail(call, decision_id, digest, policy, "internal_error")
-        return await self._conclude(call, decision, grant, policy, signals, durable_later, token)
+        try:
+            return await self._conclude(call, decision, grant, policy, signals, durable_later,
+                                        token)
+        finally:
+            self.outcomes.record_soon()  # earlier outputs' records, while this call runs
 
     async def refuse(self, call: ToolCall, code: str, reason: str) -> Authorization:
         """An edge refuses a call before policy can judge it (unknown tool, upstream down):
@@ -539,7 +545,8 @@ class Gateway:
         await self.outcomes.complete(principal, decision_id, outcome)
 
     async def report(self, principal: Principal, decision_id: str, outcome: CallOutcome) -> None:
-        """Like `complete`, with the durable part written right after the answer."""
+        """Like `complete`, for a caller that answers first: the output reaches the drift
+        detectors at the start of the next decision, and the records are written behind."""
         await self.outcomes.report(principal, decision_id, outcome)
 
     async def drain(self) -> None:

@@ -44,6 +44,11 @@ __all__ = [
 
 _GRANT_CACHE_MAX = 50_000
 
+# One statement, no JSON round trip in Python: a lease is revoked once, the first reason stays.
+_REVOKE_LEASE = ("UPDATE leases SET body = json_set(body, '$.revoked', json('true'), "
+                 "'$.revoked_reason', ?) WHERE lease_id = ? "
+                 "AND coalesce(json_extract(body, '$.revoked'), 0) = 0")
+
 
 def _sv(v: Any) -> str:
     return str(getattr(v, "value", v))
@@ -277,15 +282,7 @@ class SqliteLeaseStore:
 
     async def revoke(self, lease_id: str, reason: str) -> bool:
         def fn(c: sqlite3.Connection) -> bool:
-            row = c.execute("SELECT body FROM leases WHERE lease_id = ?", (lease_id,)).fetchone()
-            if row is None:
-                return False
-            d = json.loads(row[0])
-            if d.get("revoked"):
-                return False
-            d["revoked"], d["revoked_reason"] = True, reason
-            c.execute("UPDATE leases SET body = ? WHERE lease_id = ?", (dumps(d), lease_id))
-            return True
+            return c.execute(_REVOKE_LEASE, (reason, lease_id)).rowcount == 1
         return await self._e.write(fn)
 
 

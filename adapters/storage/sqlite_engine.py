@@ -45,8 +45,10 @@ SCHEMA_VERSION = 1
 # pages: about SQLite's own auto-checkpoint of 1000 pages); past the hard limit (the sync
 # thread's PASSIVE checkpoints kept racing the writer) one is done between rounds.
 _CHECKPOINT_ROUNDS = 50
-# A write-behind round (see gateway.ports.WRITE_BEHIND) is synced with the next round that has
-# a caller waiting, or after this long at most.
+# A write-behind (see gateway.ports.WRITE_BEHIND) is committed with the next round that has a
+# caller waiting, or after _BEHIND_FLUSH_S at most; once committed, it is synced with the next
+# round that has a caller waiting, or after _BEHIND_SYNC_S at most.
+_BEHIND_FLUSH_S = 0.005
 _BEHIND_SYNC_S = 0.005
 _HELPER_CODE: str | None = None  # tests swap in a helper that holds or fails its syncs
 _HARD_LIMIT_ROUNDS = 5000
@@ -123,6 +125,9 @@ def insert_many(c: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]]
     """Insert rows with multi-row VALUES statements rather than executemany: executemany
     re-takes the GIL for every row, and under load each re-take can wait a whole switch
     interval behind the event loop thread."""
+    if len(rows) == 1:
+        c.execute(sql, rows[0])
+        return
     head, _, one = sql.rpartition("VALUES")
     one = one.strip()
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
@@ -195,7 +200,9 @@ class SqliteEngine:
         self._rounds = 0  # committed rounds since the last completed checkpoint
         self._early: dict[Any, Any] = {}  # caller future -> its durability future
         self._behind: set[Any] = set()  # write-behind callers: answered at commit
-        self._flush_on: asyncio.AbstractEventLoop | None = None
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # a round is scheduled there
+        self._behind_on: asyncio.AbstractEventLoop | None = None  # a write-behind timer is set
+        self._behind_timer: asyncio.TimerHandle | None = None
         self._write_lock = threading.Lock()
         self._rq: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._sq: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -275,11 +282,21 @@ class SqliteEngine:
         fut = loop.create_future()
         self._pending.append((*item, fut, loop))
         if WRITE_BEHIND.get():
+            # Nobody waits for it: it rides along with the next round that has a caller
+            # waiting, or goes on its own after _BEHIND_FLUSH_S.
             self._behind.add(fut)
-        if self._flush_on is not loop:  # none scheduled, or on a loop that has gone away
+            if self._flush_on is not loop and self._behind_on is not loop:
+                self._behind_on = loop
+                self._behind_timer = loop.call_later(_BEHIND_FLUSH_S, self._flush_behind)
+        elif self._flush_on is not loop:  # none scheduled, or on a loop that has gone away
             self._flush_on = loop
             loop.call_soon(self._flush)
         return fut
+
+    def _flush_behind(self) -> None:
+        self._behind_on = self._behind_timer = None
+        if self._flush_on is not asyncio.get_running_loop():
+            self._flush()
 
     async def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run `fn(conn)` in its own savepoint of the next round (on the loop thread: keep it
@@ -356,7 +373,10 @@ class SqliteEngine:
         if not self._write_lock.acquire(blocking=block):
             asyncio.get_running_loop().call_later(_LOCKED_RETRY_S, self._flush)
             return
-        self._flush_on = None
+        self._flush_on = self._behind_on = None
+        if self._behind_timer is not None:  # the write-behinds go in this round
+            self._behind_timer.cancel()
+            self._behind_timer = None
         items, self._pending = self._pending, []
         try:
             done = self._process(items)
@@ -367,7 +387,7 @@ class SqliteEngine:
             self._write_lock.release()
         now: list[tuple[Any, tuple[Any, bool, Any]]] = []  # answered at once
         synced: list[tuple[Any, tuple[Any, bool, Any]]] = []  # answered after the sync
-        behind = False
+        behind, early = False, 0
         for loop, (fut, good, value) in done:
             durable = self._early.pop(fut, None) if self._early else None
             if fut in self._behind:
@@ -379,6 +399,7 @@ class SqliteEngine:
             elif durable is not None:  # committed now; its durability future follows
                 now.append((loop, (fut, True, (value, durable))))
                 synced.append((loop, (durable, True, None)))
+                early += 1
             else:
                 synced.append((loop, (fut, True, value)))
         if not self._sync_wal:
@@ -387,7 +408,12 @@ class SqliteEngine:
         _answer(now)
         self._rounds += 1
         assert self._wal is not None
-        if synced:
+        if synced and len(synced) == early:
+            # Every caller here overlaps the fsync with its own work (`append_committed`): let
+            # them start it first, and ask for the sync (a pipe write that wakes the helper, tens
+            # of microseconds) on the next turn of the loop.
+            asyncio.get_running_loop().call_soon(self._wal.request, synced)
+        elif synced:
             self._wal.request(synced)
         elif behind:
             self._wal.request_soon(_BEHIND_SYNC_S)
@@ -489,9 +515,25 @@ class SqliteEngine:
                 pass
 
     def _process(self, items: list[tuple[Any, ...]]) -> list[tuple[Any, tuple[Any, bool, Any]]]:
-        """One round of group commit: every queued write job (each in its own savepoint) and
-        every queued audit append go into ONE transaction; returns (loop, (future, ok, value))
-        for each item, to be answered once the COMMIT is durable."""
+        """One round of group commit: every queued write job, row insert and audit append goes
+        into ONE transaction; returns (loop, (future, ok, value)) for each item, to be answered
+        once the COMMIT is durable. The round runs first without savepoints; if anything in it
+        fails, it is rolled back and run again with one savepoint per job, insert statement and
+        append, so that only the callers whose writes failed get the error."""
+        try:
+            return self._round(items, careful=False)
+        except Exception:
+            self._rollback()
+        try:
+            return self._round(items, careful=True)
+        except Exception as exc:
+            self._rollback()
+            self._resync = True
+            err = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
+            return [(item[3], (item[2], False, err)) for item in items]
+
+    def _round(self, items: list[tuple[Any, ...]], *, careful: bool
+               ) -> list[tuple[Any, tuple[Any, bool, Any]]]:
         audits = [i for i in items if i[0] == "audit"]
         inserts = [i for i in items if i[0] == "insert"]
         jobs = [i for i in items if i[0] == "job"]
@@ -499,48 +541,49 @@ class SqliteEngine:
         job_results: list[tuple[Any, tuple[Any, bool, Any]]] = []
         audit_results: list[tuple[Any, bool, Any, Any]] = []
         new_head: tuple[int, str] | None = None
-        try:
-            c.execute("BEGIN IMMEDIATE")
-            if inserts:
-                job_results.extend(self._insert_rows(inserts))
-            for _, fn, fut, loop in jobs:
-                c.execute("SAVEPOINT job")
-                try:
-                    value = fn(c)
-                    c.execute("RELEASE job")
-                    job_results.append((loop, (fut, True, value)))
-                except Exception as exc:
-                    c.execute("ROLLBACK TO job")
-                    c.execute("RELEASE job")
-                    if isinstance(exc, sqlite3.Error):
-                        exc = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
-                    job_results.append((loop, (fut, False, exc)))
-            if audits:
-                audits, failed = self._attached_rows(audits)
-                audit_results.extend(failed)
-            if audits:
-                sealed, new_head = self._insert_audit(audits)
-                audit_results.extend(sealed)
-            c.execute("COMMIT")
-        except Exception as exc:
-            self._rollback()
-            self._resync = True
-            err = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
-            return [(item[3], (item[2], False, err)) for item in items]
+        c.execute("BEGIN IMMEDIATE")
+        if inserts:
+            job_results.extend(self._insert_rows(inserts, careful))
+        for _, fn, fut, loop in jobs:
+            if not careful:
+                job_results.append((loop, (fut, True, fn(c))))
+                continue
+            c.execute("SAVEPOINT job")
+            try:
+                value = fn(c)
+                c.execute("RELEASE job")
+                job_results.append((loop, (fut, True, value)))
+            except Exception as exc:
+                c.execute("ROLLBACK TO job")
+                c.execute("RELEASE job")
+                if isinstance(exc, sqlite3.Error):
+                    exc = StoreUnavailable(f"SQLite write failed: {type(exc).__name__}")
+                job_results.append((loop, (fut, False, exc)))
+        if audits:
+            audits, failed = self._attached_rows(audits, careful)
+            audit_results.extend(failed)
+        if audits:
+            sealed, new_head = self._insert_audit(audits)
+            audit_results.extend(sealed)
+        c.execute("COMMIT")
         if new_head is not None:
             self.head_seq, self.head_hash = new_head
         return job_results + [(loop, (fut, ok, value)) for fut, ok, value, loop in audit_results]
 
-    def _insert_rows(self, inserts: list[tuple[Any, ...]]
+    def _insert_rows(self, inserts: list[tuple[Any, ...]], careful: bool
                      ) -> list[tuple[Any, tuple[Any, bool, Any]]]:
-        """executemany per statement; if a batch fails, retry its rows one by one so only the
-        offending row's caller gets the error."""
+        """One multi-row statement per SQL; carefully, if a batch fails, its rows are retried
+        one by one so only the offending row's caller gets the error."""
         c = self._wconn
         by_sql: dict[str, list[tuple[Any, ...]]] = {}
         for item in inserts:
             by_sql.setdefault(item[1][0], []).append(item)
         results: list[tuple[Any, tuple[Any, bool, Any]]] = []
         for sql, group in by_sql.items():
+            if not careful:
+                insert_many(c, sql, [g[1][1] for g in group])
+                results.extend((loop, (fut, True, None)) for _, _, fut, loop in group)
+                continue
             c.execute("SAVEPOINT rows")
             try:
                 insert_many(c, sql, [g[1][1] for g in group])
@@ -599,10 +642,10 @@ class SqliteEngine:
             pending.append((fut, recs, loop))
         return rows, cps, pending, [], seq, prev
 
-    def _attached_rows(self, audits: list[tuple[Any, ...]]
+    def _attached_rows(self, audits: list[tuple[Any, ...]], careful: bool
                        ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, bool, Any, Any]]]:
         """Insert the rows that travel with audit appends (one statement per table when all
-        succeed); an append whose rows fail is refused whole, the others go on."""
+        succeed); carefully, an append whose rows fail is refused whole, the others go on."""
         c = self._wconn
         plain = [(k, (p[0], p[2], p[3]), f, lp) for k, p, f, lp in audits]
         with_rows = [a for a in audits if a[1][1]]
@@ -612,6 +655,10 @@ class SqliteEngine:
         for _, (_, rows, _, _), _, _ in with_rows:
             for sql, params in rows:
                 by_sql.setdefault(sql, []).append(params)
+        if not careful:
+            for sql, params in by_sql.items():
+                insert_many(c, sql, params)
+            return plain, []
         c.execute("SAVEPOINT attached")
         try:
             for sql, params in by_sql.items():

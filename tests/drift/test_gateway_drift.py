@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from adapters.compose import memory_gateway
@@ -100,6 +102,40 @@ async def test_drifting_agent_is_revoked_and_its_live_token_refused(gw, clock):
     decided = [r for r in audit if r.type == "call.decided" and r.data["code"] == "grant_revoked_drift"]
     assert decided[0].data["signals"][0]["evidence"]["findings"][0]["source_tool"] == \
         "bank.read_transactions"
+
+
+async def test_a_reported_output_reaches_drift_before_the_next_decision(gw):
+    """`report` (the MCP edge answers first) defers the output's ingestion and its records;
+    the next decision takes them in before it decides, so the injected IBAN is still caught."""
+    g = await gw.request_grant(AGENT, GrantRequest(
+        "Refund my friend GB29NWBK60161331926819 the 2.00 they overpaid for dinner", SCOPE, 600))
+    read = await gw.authorize(call("bank.read_transactions", g.grant_id, n=10))
+    await gw.report(AGENT, read.decision.decision_id,
+                    CallOutcome(read.decision.decision_id, True, INBOX))
+    assert gw.outcomes.unsettled  # nothing ingested or written yet: the answer goes first
+    assert not [r for r in await gw.audit.read() if r.type == "call.completed"]
+    hijacked = await gw.authorize(call("bank.send_money", g.grant_id,
+                                       recipient="US133000000121212121212", amount=100.0))
+    assert hijacked.decision.code == "grant_revoked_drift"
+    assert [s.code for s in hijacked.decision.signals] == ["untrusted_value"]
+    await gw.drain()
+    completed = [r for r in await gw.audit.read() if r.type == "call.completed"]
+    assert [r.decision_id for r in completed] == [read.decision.decision_id]
+
+
+async def test_a_reported_output_is_settled_without_a_next_decision(gw, monkeypatch):
+    import gateway.outcomes as outcomes_mod
+
+    monkeypatch.setattr(outcomes_mod, "SETTLE_AFTER_S", 0)
+    g = await gw.request_grant(AGENT, GrantRequest("read my transactions", SCOPE, 600))
+    read = await gw.authorize(call("bank.read_transactions", g.grant_id, n=10))
+    await gw.report(AGENT, read.decision.decision_id,
+                    CallOutcome(read.decision.decision_id, True, INBOX))
+    for _ in range(20):  # the timer fires on the loop; no decision and no drain() runs
+        await asyncio.sleep(0)
+    assert not gw.outcomes.unsettled
+    assert "us133000000121212121212" in repr(gw.drift.session(g.grant_id).untrusted_texts)
+    assert [r.type for r in await gw.audit.read()].count("call.completed") == 1
 
 
 async def test_retry_storm_is_throttled_with_growing_retry_after_then_revoked(gw, clock):

@@ -164,6 +164,27 @@ async def test_write_behind_is_answered_at_commit_and_synced_soon_after(
         await stores.close()
 
 
+async def test_a_write_behind_rides_along_with_the_next_round_that_has_a_caller(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(engine_mod, "_BEHIND_FLUSH_S", 3600)  # its own timer stays out of it
+    stores = open_sqlite(tmp_path, clock=FakeClock())
+
+    async def behind() -> Any:
+        WRITE_BEHIND.set(True)
+        return await stores.audit.append(_ev(1))
+
+    try:
+        later = asyncio.ensure_future(behind())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not later.done() and stores.engine.head_seq == 0  # nothing committed alone
+        waiting = await stores.audit.append(_ev(2))
+        assert later.done() and (await later).seq == 1 and waiting.seq == 2
+        assert stores.engine._rounds == 1  # one transaction, one sync for both
+    finally:
+        await stores.close()
+
+
 async def test_a_dead_sync_helper_fails_closed(tmp_path: Path):
     stores = open_sqlite(tmp_path, clock=FakeClock())
     try:
