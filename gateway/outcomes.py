@@ -42,6 +42,32 @@ class _Issued:
     completed: bool = False
 
 
+class _Later:
+    """At most one pending `fn()` at a time, on the running loop (armed again on a new loop
+    if the one it was set on has gone away)."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self._fn = fn
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def arm(self, delay_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._handle is not None and self._loop is loop:
+            return
+        self.cancel()
+        self._loop, self._handle = loop, loop.call_later(delay_s, self._fire)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = self._loop = None
+
+    def _fire(self) -> None:
+        self._handle = self._loop = None
+        self._fn()
+
+
 class Outcomes:
     def __init__(self, audit: AuditLog, clock: Clock, policy: Callable[[], PolicySet],
                  drift: Callable[[], Any],
@@ -56,10 +82,10 @@ class Outcomes:
         self._pending: dict[str, set[asyncio.Task[None]]] = {}
         # reported outcomes waiting for the next decision (or the timer): see `report`
         self._deferred: list[tuple[Principal, _Issued, CallOutcome]] = []
-        self._settle_timer: asyncio.TimerHandle | None = None
+        self._settle_timer = _Later(self._settle_later)
         self._settling: asyncio.Future[None] | None = None  # set while a settle runs
         self._unrecorded: list[tuple[Principal, _Issued, CallOutcome]] = []  # seen by drift
-        self._record_timer: asyncio.TimerHandle | None = None
+        self._record_timer = _Later(self._start_records)
 
     def remember(self, call: ToolCall, decision: Decision, lease: Lease | None) -> None:
         self._issued[decision.decision_id] = _Issued(call, decision, lease)
@@ -126,9 +152,7 @@ class Outcomes:
         """
         issued = self._claim(principal, decision_id)
         self._deferred.append((principal, issued, outcome))
-        if self._settle_timer is None:
-            self._settle_timer = asyncio.get_running_loop().call_later(SETTLE_AFTER_S,
-                                                                       self._settle_later)
+        self._settle_timer.arm(SETTLE_AFTER_S)
 
     @property
     def unsettled(self) -> bool:
@@ -136,7 +160,6 @@ class Outcomes:
         return bool(self._deferred) or self._settling is not None
 
     def _settle_later(self) -> None:
-        self._settle_timer = None
         if self._deferred:
             self._spawn(None, self.settle())
 
@@ -146,9 +169,7 @@ class Outcomes:
         says so."""
         while self._settling is not None:  # another decision is feeding them: wait for it
             await self._settling
-        if self._settle_timer is not None:
-            self._settle_timer.cancel()
-            self._settle_timer = None
+        self._settle_timer.cancel()
         if self._deferred:
             self._settling = gate = asyncio.get_running_loop().create_future()
             try:
@@ -167,14 +188,11 @@ class Outcomes:
         """Have the settled outcomes' records written RECORD_AFTER_S from now: called once a
         decision is concluded, so that the work runs while its tool call is under way rather
         than on the decision's own path."""
-        if self._unrecorded and self._record_timer is None:
-            self._record_timer = asyncio.get_running_loop().call_later(RECORD_AFTER_S,
-                                                                       self._start_records)
+        if self._unrecorded:
+            self._record_timer.arm(RECORD_AFTER_S)
 
     def _start_records(self) -> None:
-        if self._record_timer is not None:
-            self._record_timer.cancel()
-            self._record_timer = None
+        self._record_timer.cancel()
         items, self._unrecorded = self._unrecorded, []
         for principal, issued, outcome in items:
             self._spawn(issued.call.grant_id or issued.call.agent.id,
