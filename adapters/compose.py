@@ -138,6 +138,7 @@ async def _build_runtime(settings: Settings, clock: Clock | None, policy: Policy
     from adapters.credentials.keyring import Keyring
     from adapters.http.api import ApiServices
     from adapters.http.app import DecisionMetrics
+    from adapters.http.csrf_secret import load_csrf_secret
 
     clock = clock or SystemClock()
     policy = policy or load_policy(settings)
@@ -216,7 +217,7 @@ async def _build_runtime(settings: Settings, clock: Clock | None, policy: Policy
     services = ApiServices(gateway=gateway, max_body_bytes=settings.max_body_bytes,
                            jwks=keyring.jwks, introspect=do_introspect, verify_audit=verify_audit,
                            http_tools=http_tools, public_url=settings.public_url or "",
-                           reload_policy=reload_policy)
+                           reload_policy=reload_policy, csrf_secret=load_csrf_secret(data_dir))
     runtime = Runtime(settings=settings, gateway=gateway, keyring=keyring, services=services,
                       closers=closers, extras={"metrics": metrics, "stores": stores})
     await _attach_mcp(runtime)

@@ -47,6 +47,8 @@ class ApiServices:
     repin: Callable[[Principal, str], Awaitable[str]] | None = None
     # admin -> the new policy revision: reload the configured policy files (atomic, audited)
     reload_policy: Callable[[Principal], Awaitable[str]] | None = None
+    # the web UI's CSRF secret (adapters.http.csrf_secret); None: one per process
+    csrf_secret: bytes | None = None
 
 
 def _bearer(request: Request) -> str:

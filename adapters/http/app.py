@@ -42,7 +42,9 @@ def build_app(services: ApiServices, *, mcp: tuple[Any, Callable[[], Any]] | Non
               lifespans: list[Callable[[], Any]] | None = None,
               metrics: DecisionMetrics | None = None) -> Starlette:
     """`mcp` is (asgi_app, lifespan_factory) from adapters.mcp; mounted at /mcp."""
-    routes: list[BaseRoute] = [*api_routes(services), *ui_routes(services), *(extra_routes or [])]
+    routes: list[BaseRoute] = [*api_routes(services),
+                               *ui_routes(services, csrf_secret=services.csrf_secret),
+                               *(extra_routes or [])]
 
     async def openapi(request: Request) -> Response:
         """This document."""

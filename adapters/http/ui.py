@@ -114,7 +114,8 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def ui_routes(services: ApiServices, *, csrf_secret: bytes | None = None) -> list[BaseRoute]:
-    """Routes of /ui. Replicas behind one load balancer should share `csrf_secret`."""
+    """Routes of /ui. `csrf_secret` comes from the data dir (adapters.http.csrf_secret), so
+    that restarts and replicas agree; without one, each process draws its own."""
     gw = services.gateway
     secret = csrf_secret or secrets.token_bytes(32)
 
