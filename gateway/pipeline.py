@@ -61,10 +61,10 @@ __all__ = ["Gateway", "Authorization", "RunResult", "APPROVAL_WINDOW_S", "GATEWA
 
 log = logging.getLogger("jitgate.pipeline")
 
-# Denials that say "wait" or "we failed", not "no": retrying them is no pressure on policy.
 # The lease kind of a call the gateway forwards over its own connection (`authorize(token=False)`).
 GATEWAY_LEASE = "gateway"
 
+# Denials that say "wait" or "we failed", not "no": retrying them is no pressure on policy.
 _NOT_RETRY_PRESSURE = frozenset({"grant_pending", "approval_pending", "audit_unavailable",
                                  "store_unavailable", "credential_unavailable", "internal_error",
                                  "detector_unavailable"})
