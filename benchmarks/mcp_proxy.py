@@ -1,6 +1,6 @@
 """tools/call latency through JITGate next to a direct call and a plain pass-through proxy.
 
-    .venv/bin/python benchmarks/mcp_proxy.py [--calls 300] [--warmup 30] [--profile]
+    .venv/bin/python benchmarks/mcp_proxy.py [--calls 300] [--rounds 3] [--warmup 30] [--profile]
 
 One run measures, over stdio and over streamable HTTP, `echo` on server-everything (the npm
 peer from tests/peers, installed by scripts/install_peers.sh):
@@ -12,8 +12,9 @@ peer from tests/peers, installed by scripts/install_peers.sh):
            temp dir, a grant covering the tool) -> upstream
 
 Each proxy runs in its own process, as in production; calls are sequential after a warm-up.
-Prints p50/p99 latency and calls/s per row, and the ratio JITGate p50 / plain p50 (target
-<= 1.15). `--profile` runs the stdio JITGate under cProfile and prints its top functions.
+All paths of a transport are connected at once and measured in turns (`--rounds`), so that the
+machine's drifting speed falls on all of them alike. Prints p50/p99 latency and calls/s per row,
+and the ratio JITGate p50 / plain p50 (target <= 1.15): the median of the rounds' ratios. `--profile` runs the stdio JITGate under cProfile and prints its top functions.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -122,25 +124,49 @@ def serve_plain(transport: str, upstream_url: str | None, port: int | None) -> N
 
 # -- measuring ------------------------------------------------------------------------------------
 
-async def measure(target: Any, tool: str, calls: int, warmup: int,
-                  headers: dict[str, str] | None = None) -> list[float]:
+@dataclass
+class Row:
+    """One path measured: its client target, and the latencies of each round."""
+
+    transport: str
+    path: str
+    target: Any  # a transport context manager (stdio) or a URL (streamable HTTP)
+    tool: str
+    headers: dict[str, str] | None = None
+    rounds: list[list[float]] = field(default_factory=list)
+
+    @property
+    def samples(self) -> list[float]:
+        return [x for r in self.rounds for x in r]
+
+
+async def _connect(stack: contextlib.AsyncExitStack, row: Row, warmup: int) -> Client:
+    target = row.target
+    if isinstance(target, str):
+        http = await stack.enter_async_context(httpx2.AsyncClient(headers=row.headers or {},
+                                                                  timeout=60))
+        target = streamable_http_client(target, http_client=http)
+    client = await stack.enter_async_context(Client(target, cache=None, read_timeout_seconds=60))
+    for i in range(warmup):
+        res = await client.call_tool(row.tool, {"message": f"warm {i}"})
+        if res.is_error:
+            raise RuntimeError(f"{row.tool}: {res.content[0].text if res.content else res}")
+    return client
+
+
+async def measure(rows: list[Row], calls: int, warmup: int, rounds: int) -> None:
+    """Connect every row, then take `calls` sequential calls per row per round, the rows taking
+    turns, so that a drift in the machine's speed falls on all of them alike."""
     async with contextlib.AsyncExitStack() as stack:
-        if isinstance(target, str):
-            http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers or {},
-                                                                      timeout=60))
-            target = streamable_http_client(target, http_client=http)
-        client = await stack.enter_async_context(Client(target, cache=None,
-                                                        read_timeout_seconds=60))
-        for i in range(warmup):
-            res = await client.call_tool(tool, {"message": f"warm {i}"})
-            if res.is_error:
-                raise RuntimeError(f"{tool}: {res.content[0].text if res.content else res}")
-        out = []
-        for i in range(calls):
-            start = time.perf_counter()
-            await client.call_tool(tool, {"message": f"call {i}"})
-            out.append(time.perf_counter() - start)
-        return out
+        clients = [await _connect(stack, row, warmup) for row in rows]
+        for _ in range(rounds):
+            for row, client in zip(rows, clients):
+                lat = []
+                for i in range(calls):
+                    start = time.perf_counter()
+                    await client.call_tool(row.tool, {"message": f"call {i}"})
+                    lat.append(time.perf_counter() - start)
+                row.rounds.append(lat)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -200,32 +226,31 @@ def stdio_jitgate(setup: JitgateSetup, profile_to: Path | None = None) -> StdioS
                                       "JITGATE_GRANT_ID": setup.grant})
 
 
-async def run(calls: int, warmup: int, profile: bool) -> int:
+async def run(calls: int, warmup: int, rounds: int, profile: bool) -> int:
     if not os.access(EVERYTHING, os.X_OK):
         print("benchmark needs tests/peers (run scripts/install_peers.sh)", file=sys.stderr)
         return 2
-    rows: list[tuple[str, str, list[float]]] = []
     devnull = open(os.devnull, "w")  # noqa: SIM115
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        # stdio
+        # stdio: every path its own process (tree), connected at once, measured in turns
         every = StdioServerParameters(command=str(EVERYTHING), args=["stdio"])
-        rows.append(("stdio", "direct", await measure(stdio_client(every, errlog=devnull),
-                                                      "echo", calls, warmup)))
         plain = StdioServerParameters(command=sys.executable, args=[__file__, "plain", "stdio"])
-        rows.append(("stdio", "plain proxy", await measure(stdio_client(plain, errlog=devnull),
-                                                           "echo", calls, warmup)))
+        upstream = {"name": "every", "transport": "stdio", "command": str(EVERYTHING),
+                    "args": ["stdio"]}
         (base / "s").mkdir()
-        setup = await JitgateSetup.create(base / "s", {"name": "every", "transport": "stdio",
-                                          "command": str(EVERYTHING), "args": ["stdio"]})
-        rows.append(("stdio", "jitgate", await measure(
-            stdio_client(stdio_jitgate(setup), errlog=devnull), "every.echo", calls, warmup)))
+        setup = await JitgateSetup.create(base / "s", upstream)
         (base / "n").mkdir()
-        nsetup = await JitgateSetup.create(base / "n", {"name": "every", "transport": "stdio",
-                                           "command": str(EVERYTHING), "args": ["stdio"]},
-                                           {"audit_sync": "normal"})
-        rows.append(("stdio", "jitgate sync=normal", await measure(
-            stdio_client(stdio_jitgate(nsetup), errlog=devnull), "every.echo", calls, warmup)))
+        nsetup = await JitgateSetup.create(base / "n", upstream, {"audit_sync": "normal"})
+        stdio_rows = [
+            Row("stdio", "direct", stdio_client(every, errlog=devnull), "echo"),
+            Row("stdio", "plain proxy", stdio_client(plain, errlog=devnull), "echo"),
+            Row("stdio", "jitgate", stdio_client(stdio_jitgate(setup), errlog=devnull),
+                "every.echo"),
+            Row("stdio", "jitgate sync=normal",
+                stdio_client(stdio_jitgate(nsetup), errlog=devnull), "every.echo"),
+        ]
+        await measure(stdio_rows, calls, warmup, rounds)
 
         # streamable HTTP: upstream, proxies and JITGate each in their own process
         up_port, plain_port, gw_port = free_port(), free_port(), free_port()
@@ -246,36 +271,42 @@ async def run(calls: int, warmup: int, profile: bool) -> int:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_port(plain_port, procs[1])
             wait_port(gw_port, procs[2])
-            rows.append(("http", "direct", await measure(up_url, "echo", calls, warmup)))
-            rows.append(("http", "plain proxy", await measure(
-                f"http://127.0.0.1:{plain_port}/mcp", "echo", calls, warmup)))
-            rows.append(("http", "jitgate", await measure(
-                f"http://127.0.0.1:{gw_port}/mcp", "every.echo", calls, warmup,
-                headers={"Authorization": f"Bearer {hsetup.key}",
-                         "X-JITGate-Grant": hsetup.grant})))
+            http_rows = [
+                Row("http", "direct", up_url, "echo"),
+                Row("http", "plain proxy", f"http://127.0.0.1:{plain_port}/mcp", "echo"),
+                Row("http", "jitgate", f"http://127.0.0.1:{gw_port}/mcp", "every.echo",
+                    headers={"Authorization": f"Bearer {hsetup.key}",
+                             "X-JITGate-Grant": hsetup.grant}),
+            ]
+            await measure(http_rows, calls, warmup, rounds)
         finally:
             for p in procs:
                 p.terminate()
             for p in procs:
                 p.wait(10)
 
-        print(f"tools/call echo, {calls} sequential calls after {warmup} warm-up calls")
-        print(f"{'transport':<10}{'path':<14}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>10}")
-        p50: dict[tuple[str, str], float] = {}
-        for transport, path, lat in rows:
-            p50[(transport, path)] = pct(lat, 50)
-            print(f"{transport:<10}{path:<14}{pct(lat, 50) * 1e3:>9.2f}{pct(lat, 99) * 1e3:>9.2f}"
-                  f"{len(lat) / sum(lat):>10.0f}")
+        print(f"tools/call echo: {rounds} rounds of {calls} sequential calls per path, the paths "
+              f"taking turns, after {warmup} warm-up calls")
+        print(f"{'transport':<10}{'path':<21}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>10}")
+        for row in stdio_rows + http_rows:
+            lat = row.samples
+            print(f"{row.transport:<10}{row.path:<21}{pct(lat, 50) * 1e3:>9.2f}"
+                  f"{pct(lat, 99) * 1e3:>9.2f}{len(lat) / sum(lat):>10.0f}")
         worst = 0.0
-        for transport in ("stdio", "http"):
-            ratio = p50[(transport, "jitgate")] / p50[(transport, "plain proxy")]
+        for rows in (stdio_rows, http_rows):
+            plain_row = next(r for r in rows if r.path == "plain proxy")
+            gate_row = next(r for r in rows if r.path == "jitgate")
+            ratios = [pct(g, 50) / pct(p, 50) for g, p in zip(gate_row.rounds, plain_row.rounds)]
+            ratio = statistics.median(ratios)
             worst = max(worst, ratio)
-            print(f"{transport}: JITGate p50 / plain proxy p50 = {ratio:.2f} (target <= {TARGET})")
+            print(f"{rows[0].transport}: JITGate p50 / plain proxy p50 = {ratio:.2f}, the median "
+                  f"of rounds {', '.join(f'{r:.2f}' for r in ratios)} (target <= {TARGET})")
 
         if profile:
             prof = base / "jitgate.prof"
-            await measure(stdio_client(stdio_jitgate(setup, prof), errlog=devnull),
-                          "every.echo", calls, warmup)
+            await measure([Row("stdio", "jitgate (profiled)",
+                               stdio_client(stdio_jitgate(setup, prof), errlog=devnull),
+                               "every.echo")], calls, warmup, 1)
             import pstats
 
             for _ in range(100):  # the child writes its profile when it exits
@@ -295,11 +326,12 @@ def main() -> None:
                     int(sys.argv[4]) if transport == "http" else None)
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--calls", type=int, default=300)
+    ap.add_argument("--calls", type=int, default=300, help="calls per path per round")
     ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
     a = ap.parse_args()
-    raise SystemExit(asyncio.run(run(a.calls, a.warmup, a.profile)))
+    raise SystemExit(asyncio.run(run(a.calls, a.warmup, a.rounds, a.profile)))
 
 
 if __name__ == "__main__":
