@@ -22,6 +22,7 @@ from .digest import canonical_json, sha256_hex
 from .errors import GatewayError
 from .model import CallOutcome, Decision, Effect, Lease, Principal, Role, ToolCall
 from .ports import WRITE_BEHIND, AuditEvent, AuditLog
+from .timers import Later
 
 __all__ = ["Outcomes", "OPEN_DECISIONS"]
 
@@ -42,32 +43,6 @@ class _Issued:
     completed: bool = False
 
 
-class _Later:
-    """At most one pending `fn()` at a time, on the running loop (armed again on a new loop
-    if the one it was set on has gone away)."""
-
-    def __init__(self, fn: Callable[[], None]) -> None:
-        self._fn = fn
-        self._handle: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def arm(self, delay_s: float) -> None:
-        loop = asyncio.get_running_loop()
-        if self._handle is not None and self._loop is loop:
-            return
-        self.cancel()
-        self._loop, self._handle = loop, loop.call_later(delay_s, self._fire)
-
-    def cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._handle = self._loop = None
-
-    def _fire(self) -> None:
-        self._handle = self._loop = None
-        self._fn()
-
-
 class Outcomes:
     def __init__(self, audit: AuditLog, clock: Clock, policy: Callable[[], PolicySet],
                  drift: Callable[[], Any],
@@ -82,10 +57,10 @@ class Outcomes:
         self._pending: dict[str, set[asyncio.Task[None]]] = {}
         # reported outcomes waiting for the next decision (or the timer): see `report`
         self._deferred: list[tuple[Principal, _Issued, CallOutcome]] = []
-        self._settle_timer = _Later(self._settle_later)
+        self._settle_timer = Later(self._settle_later)
         self._settling: asyncio.Future[None] | None = None  # set while a settle runs
         self._unrecorded: list[tuple[Principal, _Issued, CallOutcome]] = []  # seen by drift
-        self._record_timer = _Later(self._start_records)
+        self._record_timer = Later(self._start_records)
 
     def remember(self, call: ToolCall, decision: Decision, lease: Lease | None) -> None:
         self._issued[decision.decision_id] = _Issued(call, decision, lease)

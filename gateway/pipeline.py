@@ -526,19 +526,16 @@ class Gateway:
         tier = policy.tier_of(call.tool)
         now = self.clock.now()
         ttl = float(options.pop("ttl_s", tier.credential_ttl_s))
+        request = MintRequest(
+            call=call, decision_id=decision.decision_id, args_digest=decision.args_digest,
+            ttl_s=ttl, audience=spec.audience or call.tool, lease_id=new_id("lse"), now=now,
+            options=options)
         if not token:  # the gateway forwards the call itself: the lease alone binds it
-            return Credential(lease=Lease(
-                lease_id=new_id("lse"), grant_id=call.grant_id, agent_id=call.agent.id,
-                tool=call.tool, kind=GATEWAY_LEASE, issued_at=now, expires_at=now + ttl,
-                decision_id=decision.decision_id))
+            return Credential(lease=request.lease(GATEWAY_LEASE))
         issuer = self.issuers.get(kind)
         if issuer is None:
             raise RuntimeError(f"no issuer {kind}")
-        credential = await issuer.mint(MintRequest(
-            call=call, decision_id=decision.decision_id, args_digest=decision.args_digest,
-            ttl_s=ttl, audience=spec.audience or call.tool, lease_id=new_id("lse"), now=now,
-            options=options))
-        return credential
+        return await issuer.mint(request)
 
     async def complete(self, principal: Principal, decision_id: str, outcome: CallOutcome) -> None:
         """Record what the tool returned: drift detectors, audit, one-shot lease released."""

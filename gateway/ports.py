@@ -178,6 +178,13 @@ class MintRequest:
     # issuer-specific settings from policy/config (e.g. postgres privileges, secret names)
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    def lease(self, kind: str) -> Lease:
+        """The lease the core asked for: its id, its TTL from the tier/policy, its grant."""
+        return Lease(lease_id=self.lease_id, grant_id=self.call.grant_id,
+                     agent_id=self.call.agent.id, tool=self.call.tool, kind=kind,
+                     issued_at=self.now, expires_at=self.now + float(self.ttl_s),
+                     decision_id=self.decision_id)
+
 
 @runtime_checkable
 class CredentialIssuer(Protocol):

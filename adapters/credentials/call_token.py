@@ -19,24 +19,10 @@ from gateway.ports import MintRequest
 
 from .keyring import Keyring, b64url
 
-__all__ = ["CallTokenIssuer", "TOKEN_TYPE", "encode_call_token", "lease_for"]
+__all__ = ["CallTokenIssuer", "TOKEN_TYPE", "encode_call_token"]
 
 TOKEN_TYPE = "JWT"
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
-
-
-def lease_for(request: MintRequest, kind: str) -> Lease:
-    """The lease the core asked for: its id, its TTL from the tier/policy, its grant."""
-    return Lease(
-        lease_id=request.lease_id,
-        grant_id=request.call.grant_id,
-        agent_id=request.call.agent.id,
-        tool=request.call.tool,
-        kind=kind,
-        issued_at=request.now,
-        expires_at=request.now + float(request.ttl_s),
-        decision_id=request.decision_id,
-    )
 
 
 def encode_call_token(keyring: Keyring, claims: dict[str, Any],
@@ -90,7 +76,7 @@ class CallTokenIssuer:
     def mint_now(self, request: MintRequest) -> Credential:
         """Synchronous mint (no IO), for callers outside an event loop and benchmarks."""
         token = encode_call_token(self.keyring, self.claims_for(request), self._headers)
-        return Credential(lease=lease_for(request, self.kind), value=token)
+        return Credential(lease=request.lease(self.kind), value=token)
 
     async def release(self, lease: Lease, reason: str) -> None:
         """Nothing to undo: a used or revoked token is refused by the replay store/introspection."""

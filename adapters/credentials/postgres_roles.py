@@ -26,7 +26,6 @@ from gateway.clock import Clock
 from gateway.model import Credential, Lease
 from gateway.ports import MintRequest
 
-from .call_token import lease_for
 
 __all__ = ["PostgresRoleIssuer", "PRIVILEGES", "scram_sha256_verifier", "COMMENT_MARK"]
 
@@ -144,7 +143,7 @@ class PostgresRoleIssuer:
         self._live[request.lease_id] = (role, database)
         dsn = (f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}"
                f"@{self._tool_host}:{self._tool_port}/{quote(database, safe='')}")
-        return Credential(lease=lease_for(request, self.kind), value=None,
+        return Credential(lease=request.lease(self.kind), value=None,
                           forward={"dsn": dsn, "role": role})
 
     async def release(self, lease: Lease, reason: str) -> None:

@@ -18,7 +18,6 @@ from gateway.clock import Clock
 from gateway.model import Credential
 from gateway.ports import MintRequest
 
-from .call_token import lease_for
 
 __all__ = ["Secret", "SecretError", "SecretResolver", "InjectionSpec", "inject_http",
            "inject_env", "SecretInjectingIssuer", "Redactor", "REDACTED"]
@@ -212,7 +211,7 @@ class SecretInjectingIssuer:
             forward: dict[str, Any] = {"env": inject_env({}, spec, self.resolver)}
         else:
             forward = {"headers": inject_http({}, spec, self.resolver)}
-        return Credential(lease=lease_for(request, self.kind), value=None, forward=forward)
+        return Credential(lease=request.lease(self.kind), value=None, forward=forward)
 
     async def release(self, lease: Any, reason: str) -> None:
         return None

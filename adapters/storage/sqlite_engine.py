@@ -32,6 +32,7 @@ from gateway.audit import GENESIS, Checkpoint, Signer, make_checkpoint, seal
 from gateway.clock import Clock
 from gateway.ids import new_id
 from gateway.ports import WRITE_BEHIND, AuditEvent, AuditRecord, StoreUnavailable
+from gateway.timers import Later
 
 from .records import RECORD_COLUMNS, dumps
 from .wal_sync import WalSyncer
@@ -201,8 +202,7 @@ class SqliteEngine:
         self._early: dict[Any, Any] = {}  # caller future -> its durability future
         self._behind: set[Any] = set()  # write-behind callers: answered at commit
         self._flush_on: asyncio.AbstractEventLoop | None = None  # a round is scheduled there
-        self._behind_on: asyncio.AbstractEventLoop | None = None  # a write-behind timer is set
-        self._behind_timer: asyncio.TimerHandle | None = None
+        self._behind_later = Later(self._flush_behind)  # a write-behind waiting alone
         self._write_lock = threading.Lock()
         self._rq: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._sq: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -285,16 +285,14 @@ class SqliteEngine:
             # Nobody waits for it: it rides along with the next round that has a caller
             # waiting, or goes on its own after _BEHIND_FLUSH_S.
             self._behind.add(fut)
-            if self._flush_on is not loop and self._behind_on is not loop:
-                self._behind_on = loop
-                self._behind_timer = loop.call_later(_BEHIND_FLUSH_S, self._flush_behind)
+            if self._flush_on is not loop:
+                self._behind_later.arm(_BEHIND_FLUSH_S)
         elif self._flush_on is not loop:  # none scheduled, or on a loop that has gone away
             self._flush_on = loop
             loop.call_soon(self._flush)
         return fut
 
     def _flush_behind(self) -> None:
-        self._behind_on = self._behind_timer = None
         if self._flush_on is not asyncio.get_running_loop():
             self._flush()
 
@@ -373,10 +371,8 @@ class SqliteEngine:
         if not self._write_lock.acquire(blocking=block):
             asyncio.get_running_loop().call_later(_LOCKED_RETRY_S, self._flush)
             return
-        self._flush_on = self._behind_on = None
-        if self._behind_timer is not None:  # the write-behinds go in this round
-            self._behind_timer.cancel()
-            self._behind_timer = None
+        self._flush_on = None
+        self._behind_later.cancel()  # the write-behinds go in this round
         items, self._pending = self._pending, []
         try:
             done = self._process(items)

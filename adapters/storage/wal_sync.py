@@ -18,6 +18,8 @@ import subprocess
 import sys
 from typing import Any, Callable
 
+from gateway.timers import Later
+
 __all__ = ["WalSyncer", "HELPER_CODE"]
 
 HELPER_CODE = r"""
@@ -62,15 +64,13 @@ class WalSyncer:
         os.set_blocking(self._from, False)
         self._inflight: collections.deque[list[Any]] = collections.deque()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._later: asyncio.TimerHandle | None = None
+        self._later = Later(lambda: self.request([]))  # a write-behind sync waiting alone
         self._idle: list[asyncio.Future[None]] = []
         self.failed: str | None = None
 
     def request(self, deliveries: list[Any]) -> None:
         """Sync everything committed so far, then answer `deliveries` (on this loop)."""
-        if self._later is not None:  # this sync covers the write-behind rounds too
-            self._later.cancel()
-            self._later = None
+        self._later.cancel()  # this sync covers the write-behind rounds too
         self._watch(asyncio.get_running_loop())
         if self.failed is not None:
             self._done(deliveries, self.failed)
@@ -83,12 +83,8 @@ class WalSyncer:
 
     def request_soon(self, delay_s: float) -> None:
         """Write-behind rounds: synced with the next request, or after `delay_s` at most."""
-        if self._later is None and self.failed is None:
-            self._later = asyncio.get_running_loop().call_later(delay_s, self._sync_behind)
-
-    def _sync_behind(self) -> None:
-        self._later = None
-        self.request([])
+        if self.failed is None:
+            self._later.arm(delay_s)
 
     def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is loop:
@@ -140,10 +136,8 @@ class WalSyncer:
 
     async def close(self) -> None:
         """Sync what is still owed, wait for the answers, stop the helper."""
-        if self._later is not None:
-            self._later.cancel()
-            self._later = None
-            self.request([])
+        if self._later.pending:
+            self.request([])  # (cancels the timer)
         if self._inflight and self.failed is None:
             fut = asyncio.get_running_loop().create_future()
             self._idle.append(fut)
