@@ -13,8 +13,11 @@ peer from tests/peers, installed by scripts/install_peers.sh):
 
 Each proxy runs in its own process, as in production; calls are sequential after a warm-up.
 All paths of a transport are connected at once and measured in turns (`--rounds`), so that the
-machine's drifting speed falls on all of them alike. Prints p50/p99 latency and calls/s per row,
-and the ratio JITGate p50 / plain p50 (target <= 1.15): the median of the rounds' ratios. `--profile` runs the stdio JITGate under cProfile and prints its top functions.
+machine's drifting speed falls on all of them alike. Prints p50/p99 latency, calls/s and the
+CPU time the server process (the upstream for `direct`, else the proxy) spent per call (user +
+system, all its threads, from /proc; Linux only) per row, and the ratio JITGate p50 / plain p50
+(target <= 1.15): the median of the rounds' ratios. `--profile` runs the stdio JITGate under
+cProfile and prints its top functions.
 """
 
 from __future__ import annotations
@@ -124,6 +127,38 @@ def serve_plain(transport: str, upstream_url: str | None, port: int | None) -> N
 
 # -- measuring ------------------------------------------------------------------------------------
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process (all its threads), or None where /proc has none."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def child_pids() -> set[int]:
+    """This process's children (Linux /proc; empty elsewhere)."""
+    out: set[int] = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return out
+    me = os.getpid()
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                if int(fh.read().rsplit(")", 1)[1].split()[1]) == me:
+                    out.add(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 @dataclass
 class Row:
     """One path measured: its client target, and the latencies of each round."""
@@ -133,7 +168,9 @@ class Row:
     target: Any  # a transport context manager (stdio) or a URL (streamable HTTP)
     tool: str
     headers: dict[str, str] | None = None
+    pid: int | None = None  # the server process, when known (for its CPU time)
     rounds: list[list[float]] = field(default_factory=list)
+    cpu_s: float = 0.0  # the server's CPU time over the measured calls
 
     @property
     def samples(self) -> list[float]:
@@ -146,7 +183,11 @@ async def _connect(stack: contextlib.AsyncExitStack, row: Row, warmup: int) -> C
         http = await stack.enter_async_context(httpx2.AsyncClient(headers=row.headers or {},
                                                                   timeout=60))
         target = streamable_http_client(target, http_client=http)
+    before = child_pids()
     client = await stack.enter_async_context(Client(target, cache=None, read_timeout_seconds=60))
+    if row.pid is None:  # a stdio server is the child the client just started
+        started = child_pids() - before
+        row.pid = started.pop() if len(started) == 1 else None
     for i in range(warmup):
         res = await client.call_tool(row.tool, {"message": f"warm {i}"})
         if res.is_error:
@@ -162,10 +203,14 @@ async def measure(rows: list[Row], calls: int, warmup: int, rounds: int) -> None
         for _ in range(rounds):
             for row, client in zip(rows, clients):
                 lat = []
+                cpu_before = cpu_seconds(row.pid)
                 for i in range(calls):
                     start = time.perf_counter()
                     await client.call_tool(row.tool, {"message": f"call {i}"})
                     lat.append(time.perf_counter() - start)
+                cpu_after = cpu_seconds(row.pid)
+                if cpu_before is not None and cpu_after is not None:
+                    row.cpu_s += cpu_after - cpu_before
                 row.rounds.append(lat)
 
 
@@ -272,11 +317,12 @@ async def run(calls: int, warmup: int, rounds: int, profile: bool) -> int:
             wait_port(plain_port, procs[1])
             wait_port(gw_port, procs[2])
             http_rows = [
-                Row("http", "direct", up_url, "echo"),
-                Row("http", "plain proxy", f"http://127.0.0.1:{plain_port}/mcp", "echo"),
+                Row("http", "direct", up_url, "echo", pid=procs[0].pid),
+                Row("http", "plain proxy", f"http://127.0.0.1:{plain_port}/mcp", "echo",
+                    pid=procs[1].pid),
                 Row("http", "jitgate", f"http://127.0.0.1:{gw_port}/mcp", "every.echo",
                     headers={"Authorization": f"Bearer {hsetup.key}",
-                             "X-JITGate-Grant": hsetup.grant}),
+                             "X-JITGate-Grant": hsetup.grant}, pid=procs[2].pid),
             ]
             await measure(http_rows, calls, warmup, rounds)
         finally:
@@ -287,11 +333,13 @@ async def run(calls: int, warmup: int, rounds: int, profile: bool) -> int:
 
         print(f"tools/call echo: {rounds} rounds of {calls} sequential calls per path, the paths "
               f"taking turns, after {warmup} warm-up calls")
-        print(f"{'transport':<10}{'path':<21}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>10}")
+        print(f"{'transport':<10}{'path':<21}{'p50 ms':>9}{'p99 ms':>9}{'calls/s':>10}"
+              f"{'server CPU ms/call':>20}")
         for row in stdio_rows + http_rows:
             lat = row.samples
+            cpu = f"{row.cpu_s / len(lat) * 1e3:.2f}" if row.pid is not None else "n/a"
             print(f"{row.transport:<10}{row.path:<21}{pct(lat, 50) * 1e3:>9.2f}"
-                  f"{pct(lat, 99) * 1e3:>9.2f}{len(lat) / sum(lat):>10.0f}")
+                  f"{pct(lat, 99) * 1e3:>9.2f}{len(lat) / sum(lat):>10.0f}{cpu:>20}")
         worst = 0.0
         for rows in (stdio_rows, http_rows):
             plain_row = next(r for r in rows if r.path == "plain proxy")
