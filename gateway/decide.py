@@ -50,6 +50,9 @@ class Facts:
     drift_score: float = 0.0
     new_signals: tuple[DriftSignal, ...] = ()
     drift_threshold: float | None = None
+    # An earlier decision revoked this grant for drift but the grant is still active (the
+    # revocation did not reach the store): every call is denied and the revocation retried.
+    drift_revoked: bool = False
 
 
 def policy_role(call: ToolCall) -> str:
@@ -117,6 +120,10 @@ def decide(call: ToolCall, facts: Facts, policy: PolicySet) -> Decision:
         if grant.call_budget is not None and grant.calls_used >= grant.call_budget:
             return out(Effect.DENY, "grant_exhausted",
                        [f"the grant's budget of {grant.call_budget} calls is used up"], ["grant"])
+        if facts.drift_revoked:
+            return out(Effect.DENY, "grant_revoked_drift",
+                       ["the grant was revoked because the agent drifted from its objective"],
+                       ["drift"], revoke_grant=True)
 
     if facts.throttle is not None:
         t = facts.throttle

@@ -24,6 +24,8 @@ __all__ = ["GrantRequest", "RenewRequest", "GrantService", "MAX_OBJECTIVE_CHARS"
 MAX_OBJECTIVE_CHARS = 4000
 MAX_SCOPE_ITEMS = 100
 PENDING_WINDOW_S = 24 * 3600  # a request nobody approves lapses after a day
+# A revocation that loses a compare-and-set (a call counted meanwhile) re-reads and tries again.
+REVOKE_ATTEMPTS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,10 +193,14 @@ class GrantService:
 
     # -- approval ------------------------------------------------------------------------
 
-    async def _update(self, old: Grant, new: Grant) -> Grant:
+    async def _update(self, old: Grant, new: Grant, recorded: str) -> Grant:
+        """Store a change whose record (`recorded`) is already written. If the grant changed
+        meanwhile, the trail says so right after that record, and the caller gets `conflict`."""
         try:
             await self._store.update(new, expected_version=old.version)
         except ConcurrentUpdate:
+            await self._record("grant.change_lost", "gateway", old, lost=recorded,
+                               reason="the grant changed meanwhile; the change was not made")
             raise GatewayError("conflict", "the grant changed meanwhile; read it and retry") from None
         return new
 
@@ -223,7 +229,7 @@ class GrantService:
                            approver=principal.id, note=note, approvals=len(approvers),
                            approvals_required=grant.approvals_required,
                            expires_at=new.expires_at)
-        await self._update(grant, new)
+        await self._update(grant, new, "grant.approved" if done else "grant.approval_added")
         if done:
             await self._notify(new)
         return new
@@ -238,7 +244,7 @@ class GrantService:
             raise GatewayError("self_approval", "nobody decides on their own grant")
         new = grant.evolve(status=GrantStatus.DENIED)
         await self._record("grant.denied", principal.id, new, reason=reason)
-        await self._update(grant, new)
+        await self._update(grant, new, "grant.denied")
         await self._notify(new)
         return new
 
@@ -265,7 +271,25 @@ class GrantService:
         actor = principal.id if principal else "gateway"
         await self._record("grant.revoked", actor, new, reason=reason, code=code,
                            evidence=dict(evidence or {}), leases=list(leases))
-        await self._update(grant, new)
+        # A revocation is not given up for a concurrent change (a call counted against the
+        # budget bumps the version): it re-reads and applies itself to the fresh grant.
+        for _ in range(REVOKE_ATTEMPTS):
+            try:
+                await self._store.update(new, expected_version=grant.version)
+                break
+            except ConcurrentUpdate:
+                fresh = await self._store.get(grant_id)
+                if fresh is None:
+                    raise GatewayError("grant_not_found", f"no grant {grant_id}") from None
+                if fresh.status in TERMINAL_GRANT_STATES:
+                    await self._notify(fresh)
+                    return fresh  # ended meanwhile (revoked, expired, exhausted): nothing to do
+                grant = fresh
+                new = fresh.evolve(status=GrantStatus.REVOKED, revoked_reason=code)
+        else:
+            await self._record("grant.change_lost", "gateway", grant, lost="grant.revoked",
+                               reason="the grant kept changing; the revocation was not stored")
+            raise GatewayError("conflict", "the grant kept changing; revoke it again")
         await self._notify(new)
         return new
 
@@ -321,7 +345,7 @@ class GrantService:
             new = grant.evolve(scope=_scope_items(new_scope), expires_at=new_expiry, ttl_s=ttl)
             await self._record("grant.renewed", principal.id, new, path="narrowing",
                                scope=[s.as_dict() for s in new.scope], expires_at=new.expires_at)
-            await self._update(grant, new)
+            await self._update(grant, new, "grant.renewed")
             return new
         # Widening or extension past the tier ceiling: a fresh request through the approval path.
         child = await self.request(principal, GrantRequest(

@@ -54,24 +54,39 @@ def parse_key(presented: str) -> tuple[str, str] | None:
     return key_id, secret
 
 
-class KeyAuthenticator:
-    """Resolves a presented agent key to its principal, caching records (not secrets)."""
+# A cached key record is read again once it is this old, so a key disabled anywhere (the CLI,
+# another process or replica sharing the store) is refused everywhere within this long.
+KEY_RECHECK_S = 1.0
+_CACHE_MAX = 10_000
 
-    def __init__(self, store: KeyStore) -> None:
+
+class KeyAuthenticator:
+    """Resolves a presented agent key to its principal, caching records (not secrets) for at
+    most KEY_RECHECK_S."""
+
+    def __init__(self, store: KeyStore, clock: Clock) -> None:
         self._store = store
-        self._cache: dict[str, KeyRecord] = {}
+        self._clock = clock
+        self._cache: dict[str, tuple[float, KeyRecord]] = {}
 
     async def authenticate(self, presented: str) -> Principal | None:
         parsed = parse_key(presented)
         if parsed is None:
             return None
         key_id, secret = parsed
-        record = self._cache.get(key_id)
-        if record is None:
-            record = await self._store.get(key_id)
-            if record is None:
+        now = self._clock.now()
+        hit = self._cache.get(key_id)
+        if hit is not None and 0 <= now - hit[0] < KEY_RECHECK_S:
+            record = hit[1]
+        else:
+            found = await self._store.get(key_id)
+            if found is None:
+                self._cache.pop(key_id, None)
                 return None
-            self._cache[key_id] = record
+            if len(self._cache) >= _CACHE_MAX and key_id not in self._cache:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key_id] = (now, found)
+            record = found
         if record.disabled:
             return None
         if not hmac.compare_digest(_hash(secret), record.key_hash):

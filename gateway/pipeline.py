@@ -161,7 +161,7 @@ class Gateway:
         self.drift = drift
         self.ratelimiter = ratelimiter
         self.grants = GrantService(grants, audit, self.clock, lambda: self._policy)
-        self._key_auth = KeyAuthenticator(keys)
+        self._key_auth = KeyAuthenticator(keys, self.clock)
         self._workload_verifier = workload_verifier
         self._scope_cache: dict[tuple[str, int], tuple[Any, ...]] = {}
         self._grant_listeners: list[Callable[[str, GrantStatus], Any]] = []
@@ -246,7 +246,13 @@ class Gateway:
         live = await self.leases.list_for_grant(grant_id, live_only=True, now=self.clock.now())
         grant = await self.grants.revoke(principal, grant_id, reason or code, code=code,
                                          evidence=evidence, leases=[l.lease_id for l in live])
-        await self._end_leases(live, f"grant {code}")
+        # Listed again now that the revocation is stored: a lease written meanwhile by a call
+        # decided just before is ended too (a call that reads the grant after this sees it
+        # revoked: see `_still_granted`).
+        known = {l.lease_id for l in live}
+        later = await self.leases.list_for_grant(grant_id, live_only=True, now=self.clock.now())
+        await self._end_leases([*live, *(l for l in later if l.lease_id not in known)],
+                               f"grant {code}")
         return grant
 
     async def release_grant(self, principal: Principal, grant_id: str) -> Grant:
@@ -340,21 +346,27 @@ class Gateway:
         try:
             tool_spec = policy.tool_spec(call.tool)
             grant = await self.grant_store.get(call.grant_id) if call.grant_id else None
+            # A call naming another agent's grant is refused (`grant_not_owned`); it must not
+            # count against that grant's rate windows or drift score.
+            own = grant is not None and grant.agent_id == call.agent.id
             throttle = None
             if self.ratelimiter is not None:
-                rv = await self.ratelimiter.check(call, call.grant_id, policy)
+                rv = await self.ratelimiter.check(call, call.grant_id if own or grant is None
+                                                  else None, policy)
                 if rv.retry_after is not None:
                     throttle = Throttle(rv.retry_after, rv.code or "rate_limited", rv.limit_id)
-            drift_score = 0.0
-            if self.drift is not None and grant is not None and grant.status is GrantStatus.ACTIVE:
+            drift_score, drift_revoked = 0.0, False
+            if self.drift is not None and own and grant.status is GrantStatus.ACTIVE:
                 signals = tuple(await self.drift.assess(call, grant, tool_spec, policy))
                 drift_score = self.drift.score(grant.grant_id)
+                drift_revoked = self.drift.revoked(grant.grant_id)
             facts = Facts(
                 now=now, decision_id=decision_id, args_digest=digest, grant=grant,
                 grant_scope=self._compiled_scope(grant) if grant is not None else None,
                 tool_changed=tool_changed, invalid_arguments=invalid_arguments,
                 throttle=throttle, drift_score=drift_score, new_signals=signals,
                 drift_threshold=policy.drift.threshold if self.drift is not None else None,
+                drift_revoked=drift_revoked,
             )
             decision = decide(call, facts, policy)
             if decision.effect is Effect.REVIEW:
@@ -472,18 +484,14 @@ class Gateway:
                                               "the audit trail is unavailable, so the call is denied"))
         if lease_failed:
             log.error("lease record failed; denying %s", decision.decision_id)
-            await self._end_leases([lease], "store_unavailable")  # type: ignore[list-item]
-            refused = _refused(decision, "credential_unavailable",
-                                   "the credential could not be recorded, so the call is denied")
-            try:
-                await self.audit.append(AuditEvent(
-                    type="call.refused", actor="gateway", grant_id=call.grant_id,
-                    decision_id=decision.decision_id, ts=self.clock.now(),
-                    data={"code": refused.code, "lease_id": lease.lease_id if lease else None}))
-            except Exception:
-                log.error("could not record the refusal of %s", decision.decision_id)
-            return Authorization(refused)
-        if self.drift is not None:
+            return await self._withdraw(call, decision, lease, "store_unavailable",  # type: ignore[arg-type]
+                                        "credential_unavailable",
+                                        "the credential could not be recorded, so the call is denied")
+        if lease is not None and lease.kind != GATEWAY_LEASE and grant is not None and \
+                not await self._still_granted(grant.grant_id):
+            return await self._withdraw(call, decision, lease, "grant revoked", "grant_revoked",
+                                        "the grant was revoked while the call was decided")
+        if self.drift is not None and (grant is None or grant.agent_id == call.agent.id):
             try:
                 await self.drift.record(call, decision, signals)
             except Exception:
@@ -505,7 +513,35 @@ class Gateway:
                 log.error("rate limiter failed to record %s", decision.decision_id)
         return Authorization(decision, credential, durable)
 
+    async def _withdraw(self, call: ToolCall, decision: Decision, lease: Lease, ended: str,
+                        code: str, reason: str) -> Authorization:
+        """An allow already recorded is withdrawn before anyone saw it: the lease is ended, the
+        refusal recorded after the decision, and the caller denied."""
+        await self._end_leases([lease], ended)
+        refused = _refused(decision, code, reason)
+        try:
+            await self.audit.append(AuditEvent(
+                type="call.refused", actor="gateway", grant_id=call.grant_id,
+                decision_id=decision.decision_id, ts=self.clock.now(),
+                data={"code": code, "lease_id": lease.lease_id}))
+        except Exception:
+            log.error("could not record the refusal of %s", decision.decision_id)
+        return Authorization(refused)
+
+    async def _still_granted(self, grant_id: str) -> bool:
+        """Read after the lease is stored: a revocation stored before this read is seen here,
+        and one stored after it lists the lease (`revoke_grant` lists again after storing)."""
+        try:
+            current = await self.grant_store.get(grant_id)
+        except Exception:
+            return False
+        return current is not None and \
+            current.effective_status(self.clock.now()) is GrantStatus.ACTIVE
+
     async def _revoke_for_drift(self, grant: Grant, decision: Decision) -> None:
+        """Revoke after a drift decision. The call is denied either way; if the revocation does
+        not reach the store, the drift monitor still holds the grant as revoked, so every later
+        call is denied and retries it (`Facts.drift_revoked`)."""
         evidence = {"decision_id": decision.decision_id,
                     "signals": [s.public() for s in self.drift.signals(grant.grant_id)]
                     if self.drift is not None else [],
@@ -513,8 +549,10 @@ class Gateway:
         try:
             await self.revoke_grant(None, grant.grant_id, "drift from the declared objective",
                                     code="drift", evidence=evidence)
-        except GatewayError:
-            pass
+        except Exception as exc:
+            log.error("could not revoke grant %s for drift (%s); its calls stay denied",
+                      grant.grant_id, exc.code if isinstance(exc, GatewayError)
+                      else type(exc).__name__)
 
     async def _mint(self, call: ToolCall, decision: Decision, policy: PolicySet,
                     token: bool = True) -> Credential | None:
@@ -595,4 +633,7 @@ class Gateway:
         await self.drain()
         await self.grants.get(principal, grant_id)
         records = await self.audit.read(grant_id=grant_id, limit=100_000)
-        return [{**dict(r.data), "seq": r.seq, "ts": r.ts} for r in records if r.type == "call.decided"]
+        # an agent sees its own calls; another agent's attempt on this grant is not its to read
+        mine = principal.role is not Role.AGENT
+        return [{**dict(r.data), "seq": r.seq, "ts": r.ts} for r in records
+                if r.type == "call.decided" and (mine or r.actor == principal.id)]

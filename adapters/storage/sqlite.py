@@ -60,16 +60,38 @@ def _grant_row(row: Sequence[Any]) -> Grant:
 
 
 class SqliteGrantStore:
-    """Grants with a write-through cache: one read per authorized call stays in process."""
+    """Grants with a write-through cache: one read per authorized call stays in process.
+
+    Other processes may change a grant in the same file (an admin revokes through `jitgate
+    serve` while `jitgate mcp` runs): once the file has changed elsewhere, a cached grant is
+    used again only after its stored version is read back and found equal.
+    """
 
     def __init__(self, engine: SqliteEngine) -> None:
         self._e = engine
         self._cache: dict[str, Grant] = {}
+        self._checked: set[str] = set()  # cached and current since the last change elsewhere
 
     def _remember(self, g: Grant) -> None:
         if len(self._cache) >= _GRANT_CACHE_MAX and g.grant_id not in self._cache:
-            self._cache.pop(next(iter(self._cache)))
+            self._checked.discard(self._cache.pop(next(iter(self._cache))).grant_id)
         self._cache[g.grant_id] = g
+        self._checked.add(g.grant_id)
+
+    def _current(self, grant_id: str) -> Grant | None:
+        """The cached grant if it is still the stored one."""
+        if self._e.changed_elsewhere():
+            self._checked.clear()
+        hit = self._cache.get(grant_id)
+        if hit is None or grant_id in self._checked:
+            return hit
+        row = self._e.read_now(lambda c: c.execute(
+            "SELECT version FROM grants WHERE grant_id = ?", (grant_id,)).fetchone())
+        if row is not None and row[0] == hit.version:
+            self._checked.add(grant_id)
+            return hit
+        self._cache.pop(grant_id, None)
+        return None
 
     async def create(self, grant: Grant) -> None:
         def fn(c: sqlite3.Connection) -> None:
@@ -86,7 +108,7 @@ class SqliteGrantStore:
     async def get(self, grant_id: str) -> Grant | None:
         if self._e.closed:
             raise StoreUnavailable("the SQLite store is closed")
-        hit = self._cache.get(grant_id)
+        hit = self._current(grant_id)
         if hit is not None:
             return hit
 
@@ -111,6 +133,7 @@ class SqliteGrantStore:
             await self._e.write(fn)
         except ConcurrentUpdate:
             self._cache.pop(grant.grant_id, None)
+            self._checked.discard(grant.grant_id)
             raise
         self._remember(grant)
 
@@ -143,8 +166,11 @@ class SqliteGrantStore:
             return row[0], row[1]
         used, version = await self._e.write(fn)
         hit = self._cache.get(grant_id)
-        if hit is not None and hit.version < version:
+        if hit is not None and hit.version == version - 1:  # our increment on the cached grant
             self._cache[grant_id] = replace(hit, calls_used=used, version=version)
+        elif hit is not None and hit.version < version:  # changed elsewhere too: read it again
+            self._cache.pop(grant_id, None)
+            self._checked.discard(grant_id)
         return used
 
 

@@ -213,6 +213,7 @@ class SqliteEngine:
         self._tentative: tuple[int, str] = (0, GENESIS)
         self._resync = False
         self._seal_lock = threading.Lock()
+        self._data_version: int | None = None  # see changed_elsewhere
         try:
             # WAL commits without fsync; in full mode the sync helper makes each round durable.
             self._wconn = connect(path, busy_timeout_ms=busy_timeout_ms, sync="normal")
@@ -305,6 +306,26 @@ class SqliteEngine:
         """One row insert, batched with the other inserts of the round into multi-row
         statements."""
         return await self._submit_write(("insert", (sql, params)))
+
+    def changed_elsewhere(self) -> bool:
+        """True when another connection (another process on this file: `jitgate serve` beside
+        `jitgate mcp`, the CLI) committed since the last call. `PRAGMA data_version` on the
+        writer connection, on the calling thread: a few microseconds, no hop to the reader."""
+        version = self.read_now(lambda c: c.execute("PRAGMA data_version").fetchone()[0])
+        if version == self._data_version:
+            return False
+        self._data_version = version
+        return True
+
+    def read_now(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """A short read on the writer connection, on the calling (event loop) thread; it sees
+        every committed write, this process's and others'."""
+        if self.closed:
+            raise StoreUnavailable("the SQLite store is closed")
+        try:
+            return fn(self._wconn)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite read failed: {type(exc).__name__}") from None
 
     async def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         if self.closed:
