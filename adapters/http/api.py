@@ -19,7 +19,7 @@ from gateway.grants import GrantRequest, RenewRequest
 from gateway.model import CallOutcome, Principal, Role, ToolCall
 from gateway.pipeline import Gateway
 
-from .errors import BodyError, guarded, read_body
+from .errors import BodyError, guarded, read_body, read_bytes
 from .json_response import JSONResponse
 from .schemas import (
     AuthorizeBody,
@@ -286,9 +286,7 @@ def api_routes(svc: ApiServices) -> list[Route]:
         await principal_of(request)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/x-www-form-urlencoded":
-            raw = (await request.body())[: svc.max_body_bytes + 1]
-            if len(raw) > svc.max_body_bytes:
-                raise BodyError("body_too_large", "the body is too large", 413)
+            raw = await read_bytes(request, svc.max_body_bytes)  # the limit, while streaming
             token = (parse_qs(raw.decode("utf-8", "replace")).get("token") or [""])[0]
             if not token:
                 raise BodyError("invalid_request", "token is required", 422)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -16,7 +15,8 @@ from gateway.errors import GatewayError
 
 from .json_response import JSONResponse
 
-__all__ = ["error_response", "read_body", "guarded", "http_exception_handler", "BodyError"]
+__all__ = ["error_response", "read_body", "read_bytes", "parse_json", "MAX_JSON_DEPTH", "guarded",
+           "http_exception_handler", "BodyError"]
 
 log = logging.getLogger("jitgate.http")
 
@@ -51,8 +51,45 @@ def _validation_details(exc: ValidationError) -> tuple[str, list[dict[str, str]]
     return code, problems[:20]
 
 
-async def read_body(request: Request, model: type[BaseModel], max_bytes: int,
-                    *, allow_empty: bool = False) -> Any:
+MAX_JSON_DEPTH = 128
+"""How deep a request body may nest. Deeper values would reach code that recurses (canonical
+JSON of arguments and scopes, validation) and fail there (a 500, or a call denied as
+audit_unavailable); the edge refuses them instead."""
+
+
+def _too_deep(data: Any, limit: int) -> bool:
+    """Whether `data` (parsed JSON) nests arrays/objects more than `limit` levels, iteratively."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if type(value) is dict else value
+        if depth > limit:
+            return True
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return False
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON (RFC 8259, UTF-8): no NaN/Infinity, no lone surrogates, no numbers beyond a
+    double, at most MAX_JSON_DEPTH levels. Anything else is a `malformed_json` BodyError.
+
+    Only orjson parses: the stdlib `json` accepted exactly what must be refused (NaN, lone
+    surrogates, 1e400 as inf, huge integers) and raised RecursionError on deep nesting."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BodyError("malformed_json", f"the body is not valid JSON: {exc.msg}", 400) from None
+    if (type(data) is dict or type(data) is list) and _too_deep(data, MAX_JSON_DEPTH):
+        raise BodyError("malformed_json",
+                        f"the body nests deeper than {MAX_JSON_DEPTH} levels", 400)
+    return data
+
+
+async def read_bytes(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refused with `body_too_large` (413) as soon as it passes `max_bytes`, so a
+    large body is never buffered whole."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -67,7 +104,12 @@ async def read_body(request: Request, model: type[BaseModel], max_bytes: int,
         if size > max_bytes:
             raise BodyError("body_too_large", f"the body is over {max_bytes} bytes", 413)
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_body(request: Request, model: type[BaseModel], max_bytes: int,
+                    *, allow_empty: bool = False) -> Any:
+    raw = await read_bytes(request, max_bytes)
     if not raw.strip():
         if allow_empty:
             return model()
@@ -75,13 +117,7 @@ async def read_body(request: Request, model: type[BaseModel], max_bytes: int,
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype not in ("application/json", "") and not ctype.endswith("+json"):
         raise BodyError("unsupported_media_type", "send application/json", 415)
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:  # orjson refuses integers beyond 64 bits: ask json too
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BodyError("malformed_json", "the body is not valid JSON", 400) from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise BodyError("invalid_request", "the body must be a JSON object", 422)
     try:

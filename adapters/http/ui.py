@@ -138,7 +138,10 @@ def ui_routes(services: ApiServices, *, csrf_secret: bytes | None = None) -> lis
         now = gw.clock.now()
         grants = [g.public(now) for g in await gw.list_grants(s.principal)]
         grants.sort(key=lambda g: g["created_at"], reverse=True)
-        pending = [g for g in grants if g["status"] == "pending"]
+        # asked for on their own: newer grants of other statuses must not push one out of view
+        pending = [g.public(now) for g in await gw.list_grants(s.principal, "pending")]
+        pending = [g for g in pending if g["status"] == "pending"]  # settled on the way
+        pending.sort(key=lambda g: g["created_at"], reverse=True)
         approvals = [a.public() for a in await gw.list_approvals(s.principal, "pending")
                      if a.expires_at > now]
         approvals.sort(key=lambda a: a["created_at"])
@@ -177,7 +180,9 @@ def ui_routes(services: ApiServices, *, csrf_secret: bytes | None = None) -> lis
                 if post:
                     form = await _form(request)
                     request.state.form = form
-                    if not hmac.compare_digest(form.get("csrf", ""), s.csrf):
+                    # bytes: compare_digest refuses non-ASCII str with a TypeError
+                    sent = form.get("csrf", "").encode("utf-8", "replace")
+                    if not hmac.compare_digest(sent, s.csrf.encode("ascii")):
                         raise _FormError("csrf_invalid", "the form's CSRF token is missing or wrong; "
                                          "reload the page and try again", 403)
                 return await fn(request, s)
