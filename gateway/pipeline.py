@@ -63,6 +63,10 @@ log = logging.getLogger("jitgate.pipeline")
 
 # The lease kind of a call the gateway forwards over its own connection (`authorize(token=False)`).
 GATEWAY_LEASE = "gateway"
+# Arguments that are no JSON values (NaN, infinity, a lone surrogate, an integer beyond 2^53, a
+# key that is not a string) have no digest; the call is denied and recorded with this instead.
+INVALID_DIGEST = "invalid"
+UNRECORDABLE_ARGUMENTS = {"_unrecordable": "the arguments are not valid JSON values"}
 
 # Denials that say "wait" or "we failed", not "no": retrying them is no pressure on policy.
 _NOT_RETRY_PRESSURE = frozenset({"grant_pending", "approval_pending", "audit_unavailable",
@@ -339,7 +343,7 @@ class Gateway:
         try:
             digest = args_digest(call.arguments)
         except Exception:
-            digest = "invalid"
+            digest = INVALID_DIGEST
             invalid_arguments = invalid_arguments or "arguments are not valid JSON values"
         grant: Grant | None = None
         signals: tuple = ()
@@ -390,7 +394,7 @@ class Gateway:
         try:
             digest = args_digest(call.arguments)
         except Exception:
-            digest = "invalid"
+            digest = INVALID_DIGEST
         decision = Decision(decision_id=new_id("dec"), effect=Effect.DENY, code=code,
                             reasons=(reason,), rule_ids=("edge",),
                             policy_revision=self._policy.revision, tool=call.tool,
@@ -443,7 +447,8 @@ class Gateway:
         record = {
             **decision.public(),
             "agent_id": call.agent.id,
-            "arguments": policy.redact(call.tool, call.arguments),
+            "arguments": (policy.redact(call.tool, call.arguments)
+                          if decision.args_digest != INVALID_DIGEST else UNRECORDABLE_ARGUMENTS),
             "call_id": call.call_id,
             "session_id": call.session_id,
             "lease_id": lease.lease_id if lease else None,
@@ -499,7 +504,10 @@ class Gateway:
         if decision.revoke_grant and grant is not None and grant.status is GrantStatus.ACTIVE:
             await self._revoke_for_drift(grant, decision)
         elif grant is not None and decision.code == "grant_expired":
-            await self._settle(grant)
+            try:
+                await self._settle(grant)
+            except Exception:  # the expiry is enforced by the clock; recording it can wait
+                log.error("could not record the expiry of grant %s", grant.grant_id)
         self.outcomes.remember(call, decision, lease)
         for observe in self._decision_listeners:
             try:

@@ -179,3 +179,29 @@ async def test_an_approval_that_loses_a_race_says_so_in_the_trail():
     trail = [(r.type, r.data.get("lost")) for r in await gw.audit.read(grant_id=g.grant_id)]
     approved = next(i for i, (t, _) in enumerate(trail) if t == "grant.approved")
     assert trail[approved + 1] == ("grant.change_lost", "grant.approved")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "\udc00", 2**60])
+async def test_arguments_that_are_no_json_values_are_denied_and_recorded(value):
+    clock = FakeClock()
+    gw = memory_gateway(clock=clock, drift=build_monitor(clock), ratelimiter=None)
+    g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
+    auth = await gw.authorize(call("fs.read_file", g.grant_id, path="/workspace/docs/a.md",
+                                   offset=value))
+    assert auth.decision.effect is Effect.DENY and auth.decision.code == "invalid_arguments"
+    [record] = await gw.audit.read(decision_id=auth.decision.decision_id)
+    assert record.type == "call.decided"
+    assert record.data["arguments"] == {"_unrecordable": "the arguments are not valid JSON values"}
+
+
+async def test_an_expired_grant_whose_expiry_cannot_be_recorded_is_still_a_plain_deny():
+    clock = FakeClock()
+    gw = memory_gateway(clock=clock, drift=None, ratelimiter=None)
+    g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
+    clock.advance(601)
+
+    async def down(*args, **kw):
+        raise StoreUnavailable("the lease store is down")
+    gw.leases.list_for_grant = down
+    auth = await gw.authorize(call("fs.read_file", g.grant_id, path="/workspace/docs/a.md"))
+    assert auth.decision.effect is Effect.DENY and auth.decision.code == "grant_expired"
