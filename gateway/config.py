@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "WorkloadIssuer", "load_settings", "DEFAULT_DATA_DIR"]
@@ -31,7 +31,19 @@ class WorkloadIssuer(BaseModel):
     algorithms: list[str] = Field(default_factory=lambda: ["EdDSA", "ES256", "RS256"])
     role_claim: str = "jitgate_role"
     default_role: Literal["agent", "reviewer", "admin"] = "agent"
+    # The roles this issuer may hand out: a token claiming any other is refused. Reviewer and
+    # admin tokens must be allowed here explicitly.
+    allowed_roles: list[Literal["agent", "reviewer", "admin"]] = Field(
+        default_factory=lambda: ["agent"])
     attributes_claim: str = "jitgate_attributes"
+    # The policy roles (`policy_role` attribute) this issuer may name; None: any.
+    allowed_policy_roles: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _default_role_allowed(self) -> "WorkloadIssuer":
+        if self.default_role not in self.allowed_roles:
+            raise ValueError(f"default_role {self.default_role!r} is not in allowed_roles")
+        return self
 
 
 class Settings(BaseSettings):

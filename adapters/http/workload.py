@@ -82,11 +82,19 @@ class WorkloadJwtVerifier:
             if isinstance(nbf, (int, float)) and float(nbf) - self._leeway > now:
                 return None
             role = _ROLES.get(str(claims.get(cfg.role_claim, cfg.default_role)))
-            if role is None:
+            if role is None or role.value not in cfg.allowed_roles:
+                log.warning("workload JWT from %s refused: role not allowed for this issuer",
+                            cfg.issuer)
                 return None
             attrs = claims.get(cfg.attributes_claim) or {}
             if not isinstance(attrs, dict):
                 attrs = {}
+            named = attrs.get("policy_role")
+            if named is not None and cfg.allowed_policy_roles is not None and \
+                    str(named) not in cfg.allowed_policy_roles:
+                log.warning("workload JWT from %s refused: policy role not allowed for this "
+                            "issuer", cfg.issuer)
+                return None
             return Principal(id=f"{cfg.issuer}#{claims['sub']}", role=role,
                              name=str(claims["sub"]), attributes=dict(attrs))
         return None

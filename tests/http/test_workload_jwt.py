@@ -75,3 +75,37 @@ def test_expiry_follows_the_gateway_clock(live, issuer_key):
 def test_an_unknown_role_claim_is_refused(live, issuer_key):
     r = grants(live, token(issuer_key, live.clock, jitgate_role="superuser"))
     assert r.status_code == 401
+
+
+def test_an_issuer_hands_out_agent_tokens_only_unless_configured(live, issuer_key):
+    for role in ("admin", "reviewer"):
+        r = grants(live, token(issuer_key, live.clock, jitgate_role=role))
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_credentials"
+
+
+@pytest.fixture
+def live_reviewers(tmp_path, issuer_key):
+    clock = FakeClock()
+    gw = start_live_gateway(tmp_path / "r", clock=clock, drift_enabled=False, workload_issuers=[{
+        "issuer": "https://idp.test", "audience": "jitgate", "public_key_pem": pem(issuer_key),
+        "allowed_roles": ["agent", "reviewer"], "allowed_policy_roles": ["agent"]}])
+    yield gw
+    gw.stop()
+
+
+def test_configured_roles_and_policy_roles_are_the_ceiling(live_reviewers, issuer_key):
+    live = live_reviewers
+    assert grants(live, token(issuer_key, live.clock, jitgate_role="reviewer")).status_code == 200
+    assert grants(live, token(issuer_key, live.clock, jitgate_role="admin")).status_code == 401
+    named = token(issuer_key, live.clock, jitgate_attributes={"policy_role": "agent"})
+    assert grants(live, named).status_code == 200
+    other = token(issuer_key, live.clock, jitgate_attributes={"policy_role": "maintainer"})
+    assert grants(live, other).status_code == 401
+
+
+def test_a_default_role_outside_the_allowed_roles_is_a_configuration_error():
+    from pydantic import ValidationError
+
+    from gateway.config import WorkloadIssuer
+    with pytest.raises(ValidationError):
+        WorkloadIssuer(issuer="https://idp.test", audience="jitgate", default_role="admin")
