@@ -267,14 +267,19 @@ class Gateway:
         return await self.leases.list_for_grant(grant_id)
 
     async def _end_leases(self, leases: Sequence[Lease], reason: str) -> None:
+        """Mark each lease revoked and have its issuer release the credential; a failure of one
+        step never skips the other (a store outage must not leave a minted role alive)."""
         for lease in leases:
             try:
                 await self.leases.revoke(lease.lease_id, reason)
-                issuer = self.issuers.get(lease.kind)
-                if issuer is not None:
-                    await issuer.release(lease, reason)
             except Exception:
-                log.error("could not end lease %s", lease.lease_id)
+                log.error("could not mark lease %s revoked", lease.lease_id)
+            issuer = self.issuers.get(lease.kind)
+            if issuer is not None:
+                try:
+                    await issuer.release(lease, reason)
+                except Exception:
+                    log.error("issuer %s could not release lease %s", lease.kind, lease.lease_id)
 
     async def _settle(self, grant: Grant) -> Grant:
         """Record an expiry the clock already enforces."""
@@ -438,7 +443,7 @@ class Gateway:
             decision = _refused(decision, "store_unavailable", "the state store is unavailable")
         if decision.effect is Effect.ALLOW:
             try:
-                credential = await self._mint(call, decision, policy, token)
+                credential = await self._mint(call, decision, policy, token, grant)
                 lease = credential.lease if credential is not None else None
             except Exception:
                 log.error("credential issuer failed for %s", call.tool)
@@ -563,7 +568,7 @@ class Gateway:
                       else type(exc).__name__)
 
     async def _mint(self, call: ToolCall, decision: Decision, policy: PolicySet,
-                    token: bool = True) -> Credential | None:
+                    token: bool = True, grant: Grant | None = None) -> Credential | None:
         spec = policy.tool_spec(call.tool)
         options = dict(spec.credential or {})
         kind = options.pop("kind", None) or self.default_issuer
@@ -572,6 +577,8 @@ class Gateway:
         tier = policy.tier_of(call.tool)
         now = self.clock.now()
         ttl = float(options.pop("ttl_s", tier.credential_ttl_s))
+        if grant is not None:  # a credential never outlives its grant
+            ttl = max(0.0, min(ttl, grant.expires_at - now))
         request = MintRequest(
             call=call, decision_id=decision.decision_id, args_digest=decision.args_digest,
             ttl_s=ttl, audience=spec.audience or call.tool, lease_id=new_id("lse"), now=now,

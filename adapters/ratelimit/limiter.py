@@ -19,6 +19,7 @@ from limits.storage import MemoryStorage as SyncMemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter as SyncSlidingWindow
 
 from gateway.clock import Clock, SystemClock
+from gateway.ids import new_id
 from gateway.model import ToolCall
 from gateway.ratelimit import (
     OK,
@@ -76,7 +77,7 @@ class RedisDenials:
         k = self._p + key
         async with self._r.pipeline(transaction=True) as p:
             p.zremrangebyscore(k, "-inf", now - window_s)
-            p.zadd(k, {repr(now): now})
+            p.zadd(k, {f"{now!r}:{new_id('den')}": now})  # one member per denial
             p.zcard(k)
             p.expire(k, max(1, math.ceil(window_s)))
             res = await p.execute()

@@ -120,3 +120,26 @@ async def test_redis_limits_shared_between_replicas():
     if keys:
         await r.delete(*keys)
     await r.aclose()
+
+
+async def test_redis_counts_two_denials_at_the_same_instant_as_two():
+    url = os.environ.get("JITGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    import redis.asyncio as aioredis
+
+    from adapters.ratelimit.limiter import RedisDenials
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        await client.ping()
+    except Exception:
+        await client.aclose()
+        service_missing("redis")
+    prefix = f"jitgate-test-{uuid.uuid4().hex[:8]}:"
+    denials = RedisDenials(client, prefix=prefix)
+    try:
+        assert await denials.add("k", 100.0, 60) == 1
+        assert await denials.add("k", 100.0, 60) == 2  # the same clock reading, twice
+        assert await denials.times("k", 100.0, 60) == [100.0, 100.0]
+    finally:
+        await denials.clear("k")
+        await client.aclose()

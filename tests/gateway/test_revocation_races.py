@@ -205,3 +205,30 @@ async def test_an_expired_grant_whose_expiry_cannot_be_recorded_is_still_a_plain
     gw.leases.list_for_grant = down
     auth = await gw.authorize(call("fs.read_file", g.grant_id, path="/workspace/docs/a.md"))
     assert auth.decision.effect is Effect.DENY and auth.decision.code == "grant_expired"
+
+
+async def test_a_call_token_never_outlives_its_grant():
+    clock = FakeClock()
+    gw = memory_gateway(clock=clock, drift=None, ratelimiter=None)
+    g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
+    clock.advance(595)  # 5 s of the grant left; the tier's credential TTL is longer
+    auth = await gw.authorize(call("fs.read_file", g.grant_id, path="/workspace/docs/a.md"))
+    assert auth.decision.allowed
+    assert auth.credential.lease.expires_at == g.expires_at
+
+
+async def test_a_lease_store_outage_still_releases_the_credential():
+    clock = FakeClock()
+    gw = memory_gateway(clock=clock, drift=None, ratelimiter=None)
+    issuer = HeldIssuer(gw.keyring, "jitgate", clock)
+    issuer.go.set()
+    gw.issuers["jwt"] = issuer
+    g = await gw.request_grant(AGENT, GrantRequest("read the docs", READ_DOCS, 600))
+    auth = await gw.authorize(call("fs.read_file", g.grant_id, path="/workspace/docs/a.md"))
+    assert auth.decision.allowed
+
+    async def down(*args, **kw):
+        raise StoreUnavailable("the lease store is down")
+    gw.leases.revoke = down
+    await gw.revoke_grant(REVIEWER, g.grant_id, "stop")
+    assert issuer.released == [auth.credential.lease.lease_id]
