@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from gateway.errors import GatewayError
 from gateway.grants import GrantRequest, RenewRequest
-from gateway.model import CallOutcome, Principal, Role, ToolCall
+from gateway.model import ApprovalStatus, CallOutcome, GrantStatus, Principal, Role, ToolCall
 from gateway.pipeline import Gateway
 
 from .errors import BodyError, guarded, read_body, read_bytes
@@ -70,6 +70,19 @@ def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> i
     if not lo <= value <= hi:
         raise GatewayError("invalid_request", f"query parameter {name} must be in [{lo}, {hi}]")
     return value
+
+
+def _choice_param(request: Request, name: str, default: str | None,
+                  allowed: frozenset[str]) -> str | None:
+    raw = request.query_params.get(name, default)
+    if raw is not None and raw not in allowed:
+        raise GatewayError("invalid_request",
+                           f"query parameter {name} must be one of {', '.join(sorted(allowed))}")
+    return raw
+
+
+_GRANT_STATES = frozenset(s.value for s in GrantStatus)
+_APPROVAL_STATES = frozenset({*(s.value for s in ApprovalStatus), "all"})
 
 
 def api_routes(svc: ApiServices) -> list[Route]:
@@ -131,7 +144,7 @@ def api_routes(svc: ApiServices) -> list[Route]:
     async def list_grants(request: Request) -> Response:
         """Grants the caller may see (an agent: its own)."""
         principal = await principal_of(request)
-        status = request.query_params.get("status")
+        status = _choice_param(request, "status", None, _GRANT_STATES)
         grants = await gw.list_grants(principal, status)
         now = gw.clock.now()
         return JSONResponse({"grants": [g.public(now) for g in grants]})
@@ -220,7 +233,7 @@ def api_routes(svc: ApiServices) -> list[Route]:
     async def list_approvals(request: Request) -> Response:
         """Per-call approvals waiting for a reviewer."""
         principal = await principal_of(request)
-        status = request.query_params.get("status", "pending")
+        status = _choice_param(request, "status", "pending", _APPROVAL_STATES)
         rows = await gw.list_approvals(principal, None if status == "all" else status)
         return JSONResponse({"approvals": [a.public() for a in rows]})
 

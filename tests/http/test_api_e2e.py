@@ -115,6 +115,14 @@ def test_bad_input_gets_a_4xx_with_a_code(live, kwargs, status, code):
     assert "Traceback" not in r.text
 
 
+@pytest.mark.parametrize("who, path", [("agent", "/v1/grants?status=bogus"),
+                                       ("reviewer", "/v1/approvals?status=bogus")])
+def test_an_unknown_status_filter_is_a_422_not_an_empty_list(live, who, path):
+    r = client(live, who).get(path)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert "must be one of" in r.json()["error"]["message"]
+
+
 def test_bad_credentials_are_refused(live):
     anon = httpx2.Client(base_url=live.url, timeout=30)
     r = anon.post("/v1/authorize", json={"tool": "fs.read_file", "arguments": {}})
