@@ -6,7 +6,9 @@ Pure logic shared by every AuditLog backend. The format is fixed (other backends
 - record body = {seq, event_id, ts, type, actor, grant_id, decision_id, data, prev_hash};
   hash = sha256_hex(canonical_json(body)) (RFC 8785); the first prev_hash is GENESIS.
 - checkpoint payload = {seq, hash, ts, kid}; sig = Ed25519 over canonical_json(payload),
-  stored base64url without padding.
+  stored base64url without padding. A writer signs one at every multiple of its
+  `checkpoint_every` (and the head when it closes); the signed data does not name the interval,
+  so the verifier is told it (`checkpoint_every`) to find the checkpoints that were removed.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "make_checkpoint",
     "verify_checkpoint",
     "verify_chain",
+    "missing_checkpoints",
     "read_audit",
     "follow",
     "last_records",
@@ -158,7 +161,8 @@ def verify_checkpoint(cp: Checkpoint, public_keys: Mapping[str, Ed25519PublicKey
 @dataclass(frozen=True, slots=True)
 class VerifyProblem:
     seq: int
-    code: str  # modified | deleted | inserted | reordered | truncated | bad_checkpoint
+    # modified | deleted | inserted | reordered | truncated | bad_checkpoint | missing_checkpoint
+    code: str
     message: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -173,10 +177,13 @@ class VerifyReport:
     head_hash: str
     problems: list[VerifyProblem] = field(default_factory=list)
     checkpoints: int = 0
+    uncovered: int = 0  # records after the last good checkpoint: signed by none (not a problem)
+    checkpoint_every: int | None = None  # the interval checked (None: not checked)
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "count": self.count, "head_seq": self.head_seq,
                 "head_hash": self.head_hash, "checkpoints": self.checkpoints,
+                "uncovered": self.uncovered, "checkpoint_every": self.checkpoint_every,
                 "problems": [p.as_dict() for p in self.problems]}
 
 
@@ -202,9 +209,29 @@ def _in_order(seqs: Sequence[int]) -> set[int]:
     return keep
 
 
+def missing_checkpoints(head_seq: int, checkpoints: Iterable[Checkpoint],
+                        every: int) -> list[VerifyProblem]:
+    """One `missing_checkpoint` per run of multiples of `every` up to `head_seq` that have no
+    checkpoint at all (one present but invalid is a `bad_checkpoint`)."""
+    have = {cp.seq for cp in checkpoints}
+    gone = [s for s in range(every, head_seq + 1, every) if s not in have] if every > 0 else []
+    runs = [i for i, s in enumerate(gone) if i == 0 or gone[i - 1] != s - every] + [len(gone)]
+    problems: list[VerifyProblem] = []
+    for a, b in zip(runs, runs[1:]):
+        names = str(gone[a]) if b - a == 1 else f"{gone[a]}..{gone[b - 1]}"
+        problems.append(VerifyProblem(gone[a], "missing_checkpoint",
+                                      f"no signed checkpoint at seq {names} (one is written "
+                                      f"every {every} records): deleted, and the records after "
+                                      "them may have been rewritten"))
+    return problems
+
+
 def verify_chain(records: Iterable[AuditRecord], checkpoints: Sequence[Checkpoint] = (),
-                 public_keys: Mapping[str, Ed25519PublicKey] | None = None) -> VerifyReport:
-    """Check a chain given in stored (physical) order; name every problem found."""
+                 public_keys: Mapping[str, Ed25519PublicKey] | None = None,
+                 checkpoint_every: int | None = None) -> VerifyReport:
+    """Check a chain given in stored (physical) order; name every problem found. With the
+    writer's `checkpoint_every`, a checkpoint missing at a multiple of it is one too (else the
+    records after deleted checkpoints could be rewritten and re-chained unnoticed)."""
     recs = list(records)
     keys = public_keys or {}
     problems: list[VerifyProblem] = []
@@ -269,6 +296,7 @@ def verify_chain(records: Iterable[AuditRecord], checkpoints: Sequence[Checkpoin
     head_hash = recs[ordered[-1]].hash if ordered else GENESIS
     genuine_by_seq = {recs[i].seq: recs[i] for i in ordered}
     beyond = [cp for cp in checkpoints if cp.seq > head_seq]
+    covered = 0  # the last seq a valid checkpoint vouches for
     for cp in checkpoints:
         if not verify_checkpoint(cp, keys):
             why = "unknown key" if cp.kid not in keys else "invalid signature"
@@ -280,6 +308,10 @@ def verify_chain(records: Iterable[AuditRecord], checkpoints: Sequence[Checkpoin
             problems.append(VerifyProblem(cp.seq, "bad_checkpoint",
                                           f"checkpoint at seq {cp.seq} names another hash "
                                           "than the record"))
+        elif rec is not None:
+            covered = max(covered, cp.seq)
+    if checkpoint_every is not None:
+        problems.extend(missing_checkpoints(head_seq, checkpoints, checkpoint_every))
     if beyond:
         top = max(cp.seq for cp in beyond)
         problems.append(VerifyProblem(head_seq + 1, "truncated",
@@ -287,7 +319,8 @@ def verify_chain(records: Iterable[AuditRecord], checkpoints: Sequence[Checkpoin
                                       f"seq {head_seq}: records {head_seq + 1}..{top} are gone"))
     problems.sort(key=lambda p: p.seq)
     return VerifyReport(ok=not problems, count=len(recs), head_seq=head_seq,
-                        head_hash=head_hash, problems=problems, checkpoints=len(checkpoints))
+                        head_hash=head_hash, problems=problems, checkpoints=len(checkpoints),
+                        uncovered=head_seq - covered, checkpoint_every=checkpoint_every)
 
 
 async def read_audit(log: AuditLog, after_seq: int = 0, limit: int | None = None,

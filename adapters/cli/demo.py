@@ -73,7 +73,8 @@ async def run_demo(data_dir: Path) -> int:
     data_dir = Path(data_dir)
     if (data_dir / "jitgate.db").exists():
         shutil.rmtree(data_dir)
-    runtime = await build_runtime(Settings(data_dir=data_dir))
+    settings = Settings(data_dir=data_dir)
+    runtime = await build_runtime(settings)
     gw = runtime.gateway
     try:
         keys = {}
@@ -185,7 +186,7 @@ async def run_demo(data_dir: Path) -> int:
         await runtime.close()
 
     step(8, "The audit trail is verified offline")
-    report = verify_sqlite(data_dir)
+    report = verify_sqlite(data_dir, checkpoint_every=settings.audit_checkpoint_every)
     say(f"   {report.count} records, hash chain and signed checkpoints: "
         f"{'intact' if report.ok else 'TAMPERED'}")
     say(f"   try: jitgate audit tail --data-dir {data_dir}   ·   jitgate audit verify --data-dir {data_dir}")

@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import typer
 
+from .terminal import safe
+
 __all__ = ["app"]
 
 app = typer.Typer(help="Grants, through a running gateway's API.", no_args_is_help=True)
@@ -29,24 +31,41 @@ def _call(method: str, url: str, path: str, key: Optional[str], body: Any = None
     except Exception:
         typer.echo(f"cannot reach the gateway at {url}", err=True)
         raise typer.Exit(2)
-    data = resp.json() if resp.content else {}
+    try:
+        data = resp.json() if resp.content else {}
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        excerpt = safe(resp.content[:80].decode("utf-8", "replace"))
+        typer.echo(f"error {resp.status_code}: the gateway's answer is not a JSON object "
+                   f"(it starts with: {excerpt})", err=True)
+        raise typer.Exit(2)
     if resp.status_code >= 400:
-        err = data.get("error", {})
-        typer.echo(f"error {resp.status_code}: {err.get('code')}: {err.get('message')}", err=True)
+        err = data.get("error")
+        err = err if isinstance(err, dict) else {}
+        typer.echo(f"error {resp.status_code}: {safe(err.get('code'))}: "
+                   f"{safe(err.get('message'))}", err=True)
         raise typer.Exit(1)
     return data
 
 
-def _row(g: dict) -> str:
-    tools = ",".join(s["tool"] for s in g.get("scope", []))
-    return (f"{g['grant_id']}  {g['status']:9} {g['tier']:10} {g['agent_id']:<22} {tools}  "
-            f"{g['objective'][:60]}")
+def _row(g: Any) -> str:
+    """One grant, every field escaped (the objective and the tool names come from the agent)."""
+    g = g if isinstance(g, dict) else {}
+    scope = g.get("scope")
+    tools = ",".join(str(s.get("tool", "?")) if isinstance(s, dict) else "?"
+                     for s in (scope if isinstance(scope, list) else []))
+    objective = str(g.get("objective", ""))[:60]
+    return (f"{safe(g.get('grant_id', '?'))}  {safe(g.get('status', '?')):9} "
+            f"{safe(g.get('tier', '?')):10} {safe(g.get('agent_id', '?')):<22} {safe(tools)}  "
+            f"{safe(objective)}")
 
 
 @app.command("list")
 def list_(status: Optional[str] = typer.Option(None), url: str = Url, key: Optional[str] = Key) -> None:
     data = _call("GET", url, "/v1/grants" + (f"?status={status}" if status else ""), key)
-    for g in data.get("grants", []):
+    grants = data.get("grants")
+    for g in grants if isinstance(grants, list) else []:
         typer.echo(_row(g))
 
 

@@ -9,8 +9,10 @@ import typer
 
 from gateway.clock import SystemClock
 from gateway.config import DEFAULT_DATA_DIR
-from gateway.keys import create_key
+from gateway.keys import KEY_PREFIX, create_key
 from gateway.model import Role
+
+from .terminal import safe
 
 __all__ = ["app"]
 
@@ -58,7 +60,8 @@ def list_keys(data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir")) -> 
         try:
             for r in await stores.keys.list():
                 state = "disabled" if r.disabled else "active"
-                typer.echo(f"{r.key_id}  {r.principal.role.value:8}  {r.principal.id}  {state}")
+                typer.echo(f"{safe(r.key_id)}  {r.principal.role.value:8}  "
+                           f"{safe(r.principal.id)}  {state}")
         finally:
             await stores.close()
 
@@ -67,17 +70,27 @@ def list_keys(data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir")) -> 
 
 @app.command("disable")
 def disable(key_id: str, data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir")) -> None:
-    """Disable a key at once."""
+    """Disable a key at once; exit 1 if there is no such key."""
 
-    async def run() -> None:
+    async def run() -> bool:
         stores = _stores(data_dir)
         try:
+            if await stores.keys.get(key_id) is None:
+                return False
             await stores.keys.disable(key_id)
+            return True
         finally:
             await stores.close()
 
-    asyncio.run(run())
-    typer.echo(f"disabled {key_id}")
+    if key_id.startswith(KEY_PREFIX):  # a whole key: never echo its secret
+        typer.echo("that is a whole key, not a key id: pass the id only "
+                   "(see `jitgate keys list`)", err=True)
+        raise typer.Exit(1)
+    if not asyncio.run(run()):
+        typer.echo(f"no key {safe(key_id)} in {safe(data_dir)}: nothing disabled "
+                   "(see `jitgate keys list`)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"disabled {safe(key_id)}")
 
 
 @app.command("rotate")

@@ -1,6 +1,9 @@
 """Forwarding an allowed call to a plain HTTP tool, with its call token and/or injected secret.
 
-The arguments go as the JSON body (GET: as query parameters). The call token goes in
+The arguments go as the JSON body (GET/DELETE/HEAD: as query parameters, see
+``query_arguments``: a string as it is, any other value as its JSON text, named in the
+``X-JITGate-Json-Args`` header so that ``CallTokenMiddleware`` reads back the same typed arguments
+and the token's argument digest verifies). The call token goes in
 ``Authorization: Bearer <token>``, unless the injected secret itself uses ``Authorization``
 (bearer/basic), in which case the token goes in ``X-JITGate-Call-Token``; ``CallTokenMiddleware``
 reads both. Redirects are not followed (they could carry the secret elsewhere). The answer is
@@ -26,9 +29,14 @@ from gateway.model import Credential, ToolCall
 from .secrets import InjectionSpec, Redactor, SecretError, SecretResolver, inject_http
 from .verifier import TokenError, parse_token
 
-__all__ = ["HttpToolSpec", "HttpToolForwarder", "CALL_TOKEN_HEADER", "MAX_RESPONSE_BYTES"]
+__all__ = ["HttpToolSpec", "HttpToolForwarder", "CALL_TOKEN_HEADER", "JSON_ARGS_HEADER",
+           "MAX_RESPONSE_BYTES", "QUERY_METHODS", "query_arguments", "arguments_from_query"]
 
 CALL_TOKEN_HEADER = "X-JITGate-Call-Token"
+# the query parameters that carry JSON text (a JSON array of their names, sorted); the token's
+# argument digest covers the typed values, so a changed, added or dropped name fails to verify
+JSON_ARGS_HEADER = "X-JITGate-Json-Args"
+QUERY_METHODS = ("GET", "DELETE", "HEAD")
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _log = logging.getLogger("jitgate.credentials.http_tool")
 
@@ -121,9 +129,10 @@ class HttpToolForwarder:
         headers = self.headers_for(spec, credential)
         arguments = dict(call.arguments)
         request: dict[str, Any] = {"headers": headers, "timeout": spec.timeout_s}
-        if spec.method in ("GET", "DELETE", "HEAD"):
-            request["params"] = {k: v if isinstance(v, str) else _json_text(v)
-                                 for k, v in arguments.items()}
+        if spec.method in QUERY_METHODS:
+            request["params"], as_json = query_arguments(arguments)
+            if as_json:
+                headers[JSON_ARGS_HEADER] = json.dumps(as_json, separators=(",", ":"))
         else:
             request["json"] = arguments
         try:
@@ -152,6 +161,51 @@ class HttpToolForwarder:
             except ValueError:
                 pass
         return r.status_code, content.decode("utf-8", "replace")
+
+
+def query_arguments(arguments: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The query parameters for `arguments`, and the sorted names of those sent as JSON text
+    (every value that is not a string: numbers, booleans, null, lists, objects)."""
+    params: dict[str, str] = {}
+    as_json: list[str] = []
+    for name, value in arguments.items():
+        if isinstance(value, str):
+            params[name] = value
+        else:
+            params[name] = _json_text(value)
+            as_json.append(name)
+    return params, sorted(as_json)
+
+
+def arguments_from_query(pairs: Iterable[tuple[str, str]], json_names: str | None
+                         ) -> dict[str, Any]:
+    """The typed arguments back from the query (`pairs`) and the ``X-JITGate-Json-Args`` value:
+    the inverse of `query_arguments`. Raise ValueError for anything it cannot have produced
+    (a repeated name, a named parameter that is absent, not JSON, or a JSON string)."""
+    arguments: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in arguments:
+            raise ValueError("a query parameter is repeated")
+        arguments[name] = value
+    if json_names is None:
+        return arguments
+    names = json.loads(json_names)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError("the JSON argument names are not a list of names")
+    if len(set(names)) != len(names):
+        raise ValueError("a JSON argument name is repeated")
+    for name in names:
+        if name not in arguments:
+            raise ValueError("a JSON argument is missing from the query")
+        value = json.loads(arguments[name], parse_constant=_no_constant)
+        if isinstance(value, str):
+            raise ValueError("a string argument is sent as it is, not as JSON")
+        arguments[name] = value
+    return arguments
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _json_text(value: Any) -> str:

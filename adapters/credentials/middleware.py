@@ -4,7 +4,9 @@
     app = CallTokenMiddleware(app, CallTokenVerifier(jwks_url, audience="billing"), tool="billing.refund")
 
 The token is read from ``X-JITGate-Call-Token`` or ``Authorization: Bearer``; the arguments are the
-JSON object body (GET/DELETE/HEAD: the query parameters, as strings). On success the verified call
+JSON object body (GET/DELETE/HEAD: the query parameters, decoded as ``HttpToolForwarder`` encodes
+them: strings as they are, the parameters named in ``X-JITGate-Json-Args`` from their JSON text;
+a repeated parameter is refused). On success the verified call
 is in ``scope["state"]["jitgate_call"]`` (``request.state.jitgate_call`` in Starlette) and the body
 is replayed to the app unchanged. On failure: 401 ``{"error": {"code", "message"}}``.
 """
@@ -15,21 +17,25 @@ import json
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl
 
-from .http_tool import CALL_TOKEN_HEADER
+from .http_tool import CALL_TOKEN_HEADER, JSON_ARGS_HEADER, QUERY_METHODS, arguments_from_query
 from .verifier import CallTokenVerifier, TokenError
 
 __all__ = ["CallTokenMiddleware", "json_body_arguments", "MAX_BODY_BYTES"]
 
 MAX_BODY_BYTES = 1024 * 1024
 ArgumentsFrom = Callable[[Mapping[str, Any], bytes], Mapping[str, Any]]
-_QUERY_METHODS = ("GET", "DELETE", "HEAD")
+_JSON_ARGS = JSON_ARGS_HEADER.lower().encode("latin-1")
 
 
 def json_body_arguments(scope: Mapping[str, Any], body: bytes) -> Mapping[str, Any]:
     """The default: the JSON object body, or the query parameters for GET/DELETE/HEAD."""
-    if scope.get("method", "GET") in _QUERY_METHODS:
-        return dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
-                              keep_blank_values=True))
+    if scope.get("method", "GET") in QUERY_METHODS:
+        named = [v for k, v in scope.get("headers", []) if k == _JSON_ARGS]
+        if len(named) > 1:
+            raise ValueError("the JSON argument names are given twice")
+        pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"),
+                          keep_blank_values=True)
+        return arguments_from_query(pairs, named[0].decode("latin-1") if named else None)
     if not body:
         return {}
     value = json.loads(body)
@@ -63,8 +69,9 @@ class CallTokenMiddleware:
             return
         try:
             arguments = self.arguments_from(scope, body)
-        except (ValueError, UnicodeDecodeError):
-            await _refuse(send, 400, "malformed_json", "the arguments are not a JSON object")
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            await _refuse(send, 400, "malformed_json", "the arguments are not a JSON object "
+                                                       "(or a query they can come from)")
             return
         tool = self.tool(scope) if callable(self.tool) else self.tool
         try:

@@ -285,7 +285,8 @@ class MemoryAuditLog(_Faults):
         """verify_chain over the stored list (keys default to the signer's own)."""
         get = getattr(self.signer, "public_keys", None)
         keys = public_keys if public_keys is not None else (get() if callable(get) else {})
-        return verify_chain(self.records, self.checkpoints, keys)
+        every = self.checkpoint_every if self.signer is not None else None
+        return verify_chain(self.records, self.checkpoints, keys, checkpoint_every=every or None)
 
 
 @dataclass

@@ -203,7 +203,9 @@ class PostgresAuditLog:
         """verify_chain over the whole table (keys default to the signer's own)."""
         get = getattr(self.signer, "public_keys", None)
         keys = public_keys if public_keys is not None else (get() if callable(get) else {})
-        return verify_chain(await self.read_physical(), await self.read_checkpoints(), keys)
+        every = self.checkpoint_every if self.signer is not None else None
+        return verify_chain(await self.read_physical(), await self.read_checkpoints(), keys,
+                            checkpoint_every=every or None)
 
     async def head(self) -> tuple[int, str]:
         rows = await self._pool.fetch("SELECT seq, hash FROM audit_head WHERE id = 1")

@@ -107,8 +107,11 @@ class SqliteAuditLog:
         if not keys:
             keys = load_public_keys(self._e.path.parent)
 
+        every = self._e.checkpoint_every if self._e.signer is not None else None
+
         def fn(c: sqlite3.Connection) -> VerifyReport:
-            return verify_chain(_read_records(c, physical=True), _read_checkpoints(c), keys)
+            return verify_chain(_read_records(c, physical=True), _read_checkpoints(c), keys,
+                                checkpoint_every=every or None)
         return await self._e.read(fn)
 
     async def close(self) -> None:
@@ -156,14 +159,17 @@ def iter_sqlite_audit(data_dir: str | os.PathLike[str], after_seq: int = 0,
 
 
 def verify_sqlite(data_dir: str | os.PathLike[str],
-                  public_keys: Mapping[str, Ed25519PublicKey] | None = None) -> VerifyReport:
+                  public_keys: Mapping[str, Ed25519PublicKey] | None = None,
+                  checkpoint_every: int | None = None) -> VerifyReport:
     """Verify the chain in `<data_dir>/jitgate.db` offline, in stored order.
 
     Without `public_keys`, the checkpoint key is taken from the signer file in the data dir.
+    With the gateway's `checkpoint_every`, a checkpoint missing at a multiple of it is reported.
     """
     keys = public_keys if public_keys is not None else load_public_keys(data_dir)
     c = _open_ro(data_dir)
     try:
-        return verify_chain(_read_records(c, physical=True), _read_checkpoints(c), keys)
+        return verify_chain(_read_records(c, physical=True), _read_checkpoints(c), keys,
+                            checkpoint_every=checkpoint_every or None)
     finally:
         c.close()

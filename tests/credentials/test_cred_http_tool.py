@@ -109,6 +109,19 @@ async def test_get_tool_receives_query_and_token(env):
     assert result == {"status": 200, "body": {"q": {"q": "refunds"}, "agent": "agent-1"}}
 
 
+async def test_get_tool_with_typed_arguments_verifies(env):
+    """Ints, booleans, null, lists and objects go as JSON text named in X-JITGate-Json-Args; the
+    middleware reads the typed values back, so the token's argument digest matches."""
+    run, _ = env
+    args = {"q": "refunds", "limit": 5, "exact": True, "cursor": None, "tags": ["a", "b"],
+            "range": {"min": 1.5, "max": 10}, "code": "5"}
+    result, _ = await run("billing.search", args)
+    assert result["status"] == 200, result
+    assert result["body"]["q"] == {"q": "refunds", "limit": "5", "exact": "true", "cursor": "null",
+                                   "tags": '["a","b"]', "range": '{"max":10,"min":1.5}',
+                                   "code": "5"}
+
+
 async def test_token_moves_to_dedicated_header_when_secret_uses_authorization(env):
     run, seen = env
     result, _ = await run("billing.plain", with_token=False)

@@ -11,8 +11,8 @@ import rfc8785
 
 from adapters.storage.memory import MemoryAuditLog
 from adapters.storage.signer import Ed25519FileSigner
-from gateway.audit import (GENESIS, export_jsonl, last_records, load_jsonl, read_audit,
-                           record_hash, verify_chain)
+from gateway.audit import (GENESIS, export_jsonl, last_records, load_jsonl,
+                           missing_checkpoints, read_audit, record_hash, verify_chain)
 from gateway.clock import FakeClock
 from gateway.ports import AuditEvent
 
@@ -71,6 +71,72 @@ async def test_checkpoints_sign_and_anchor(tmp_path):
     assert _codes(log.records[:9], log.checkpoints, keys) == [(10, "truncated")]
     forged = replace(log.checkpoints[0], ts=log.checkpoints[0].ts + 1)
     assert _codes(log.records, [forged], keys) == [(4, "bad_checkpoint")]
+
+
+def _rechain(records, start, edit):  # type: ignore[no-untyped-def]
+    """What someone with write access to the store can do: edit record `start` and re-chain
+    every record after it (each hash recomputed), keeping seq, ids and times."""
+    out = list(records[:start - 1])
+    prev = out[-1].hash if out else GENESIS
+    for r in records[start - 1:]:
+        r = replace(r, data=edit(r.data) if r.seq == start else r.data, prev_hash=prev)
+        r = replace(r, hash=record_hash(r))
+        out.append(r)
+        prev = r.hash
+    return out
+
+
+async def test_deleted_checkpoints_are_missing_so_a_rewritten_tail_does_not_verify(tmp_path):
+    signer = Ed25519FileSigner(tmp_path)
+    log = await _log(10, signer, every=4)
+    await log.close()
+    keys = signer.public_keys()
+    report = verify_chain(log.records, log.checkpoints, keys, checkpoint_every=4)
+    assert report.ok and report.uncovered == 0 and report.checkpoint_every == 4
+    # drop the checkpoints above seq 4, rewrite record 6 and re-chain 6..10
+    kept = [cp for cp in log.checkpoints if cp.seq <= 4]
+    forged = _rechain(log.records, 6, lambda d: {**d, "effect": "allow"})
+    report = verify_chain(forged, kept, keys, checkpoint_every=4)
+    assert not report.ok
+    assert [(p.seq, p.code) for p in report.problems] == [(8, "missing_checkpoint")]
+    assert "seq 8 " in report.problems[0].message and "every 4" in report.problems[0].message
+    assert report.uncovered == 6  # 5..10: no signature covers them
+    assert report.as_dict()["uncovered"] == 6
+    # a verifier not told the interval cannot tell, but still counts what no signature covers
+    blind = verify_chain(forged, kept, keys)
+    assert blind.ok and blind.uncovered == 6 and blind.checkpoint_every is None
+
+
+async def test_missing_checkpoints_are_named_in_runs_and_an_open_tail_is_a_count(tmp_path):
+    signer = Ed25519FileSigner(tmp_path)
+    log = await _log(22, signer, every=4)  # not closed: checkpoints at 4, 8, 12, 16, 20
+    keys = signer.public_keys()
+    report = verify_chain(log.records, log.checkpoints, keys, checkpoint_every=4)
+    assert report.ok and report.uncovered == 2  # 21, 22: normal while the log is open
+    no_8_12 = [cp for cp in log.checkpoints if cp.seq not in (8, 12)]
+    only_20 = [cp for cp in log.checkpoints if cp.seq == 20]
+    assert _missing(log.records, no_8_12, keys, 4) == [(8, "8..12")]
+    assert _missing(log.records, only_20, keys, 4) == [(4, "4..16")]
+    assert _missing(log.records, [], keys, 4) == [(4, "4..20")]
+    assert verify_chain(log.records, [], keys).uncovered == 22
+    assert verify_chain(log.records, [], keys, checkpoint_every=0).ok  # 0: checkpoints off
+    assert missing_checkpoints(3, [], 4) == []  # nothing is due before the first multiple
+
+
+def _missing(records, checkpoints, keys, every):  # type: ignore[no-untyped-def]
+    report = verify_chain(records, checkpoints, keys, checkpoint_every=every)
+    assert {p.code for p in report.problems} == {"missing_checkpoint"}
+    return [(p.seq, p.message.split("seq ", 1)[1].split(" ", 1)[0]) for p in report.problems]
+
+
+async def test_a_checkpoint_that_does_not_verify_covers_nothing(tmp_path):
+    signer = Ed25519FileSigner(tmp_path)
+    log = await _log(8, signer, every=4)
+    keys = signer.public_keys()
+    bad = [log.checkpoints[0], replace(log.checkpoints[1], sig=log.checkpoints[0].sig)]
+    report = verify_chain(log.records, bad, keys, checkpoint_every=4)
+    assert [(p.seq, p.code) for p in report.problems] == [(8, "bad_checkpoint")]
+    assert report.uncovered == 4
 
 
 async def test_export_and_reload_verifies():

@@ -133,6 +133,28 @@ def test_checkpoint_names_another_hash_when_the_whole_tail_is_rewritten(data_dir
     assert _problems(data_dir) == [(10, "bad_checkpoint"), (12, "bad_checkpoint")]
 
 
+def test_deleted_checkpoints_and_a_rewritten_tail_are_found_given_the_interval(data_dir):
+    """The review's attack: drop the checkpoints above seq 5, edit record 7 and re-chain the
+    rest. The chain is consistent and every checkpoint left is genuine; only the interval the
+    gateway signs at (5 here) shows that checkpoints 10 and 12 are gone."""
+    records = read_sqlite_audit(data_dir)
+    prev = records[5].hash
+    with _db(data_dir) as c:
+        c.execute("DELETE FROM audit_checkpoints WHERE seq > 5")
+        for r in records[6:]:
+            data = {**r.data, "effect": "allow"} if r.seq == 7 else r.data
+            new = seal(AuditEvent(type=r.type, actor=r.actor, data=data, grant_id=r.grant_id,
+                                  decision_id=r.decision_id), r.seq, prev, r.ts, r.event_id)
+            c.execute("UPDATE audit_records SET data = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                      (json.dumps(dict(new.data)), new.prev_hash, new.hash, r.seq))
+            prev = new.hash
+    blind = verify_sqlite(data_dir)
+    assert blind.ok and blind.uncovered == 7  # 6..12: covered by no signature
+    report = verify_sqlite(data_dir, checkpoint_every=5)
+    assert not report.ok
+    assert [(p.seq, p.code) for p in report.problems] == [(10, "missing_checkpoint")]
+
+
 def test_missing_signing_key_fails_checkpoints(data_dir):
     (data_dir / "audit_signing_key.pem").unlink()
     assert {code for _, code in _problems(data_dir)} == {"bad_checkpoint"}
