@@ -42,6 +42,7 @@ DECISION_CODES: Final[dict[str, str]] = {
     "internal_error": "the gateway could not decide, so the call is denied",
     "detector_unavailable": "a required drift detector failed, so the call is denied",
     "upstream_unavailable": "the tool's server is not reachable",
+    "upstream_error": "the tool's server answered the allowed call with an error",
 }
 
 # API error codes with their HTTP status.

@@ -1,13 +1,16 @@
 """JITGate's own MCP tools: an agent declares its task and asks for a grant in band.
 
 `jitgate_request_grant` (objective, scope, ttl_s), `jitgate_grant_status`,
-`jitgate_release_grant`. Errors come back as readable tool results with their code, like
-policy refusals; a new active grant becomes the session's grant.
+`jitgate_release_grant`. Arguments are checked against the tools' input schemas first
+(`invalid_arguments`). Errors come back as readable tool results with their code, like
+policy refusals, and never with an exception's text; a new active grant becomes the session's
+grant.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import logging
 from typing import Any, Awaitable, Callable, Iterable, Protocol
 
 import mcp.types as t
@@ -15,8 +18,10 @@ import mcp.types as t
 from gateway.errors import GatewayError
 from gateway.grants import GrantRequest
 from gateway.model import Grant, Principal
+from gateway.ports import StoreUnavailable
 
 from .results import refusal
+from .schema_checks import SchemaChecks
 
 __all__ = ["OWN_TOOLS", "REQUEST_GRANT", "GRANT_STATUS", "RELEASE_GRANT", "role_name",
            "ceiling_patterns", "baseline_patterns", "own_tool_definitions", "GrantTools"]
@@ -26,6 +31,35 @@ GRANT_STATUS = "jitgate_grant_status"
 RELEASE_GRANT = "jitgate_release_grant"
 OWN_TOOLS = frozenset({REQUEST_GRANT, GRANT_STATUS, RELEASE_GRANT})
 _MAX_LISTED = 60
+
+log = logging.getLogger("jitgate.mcp.grant_tools")
+
+_SCOPE_SCHEMA: dict[str, Any] = {
+    "type": "array", "minItems": 1,
+    "items": {"type": "object", "required": ["tool"], "additionalProperties": False,
+              "properties": {
+                  "tool": {"type": "string", "description": "tool name or glob"},
+                  "args": {"type": "object", "description":
+                           "argument name or JSON pointer -> constraint, e.g. "
+                           "{\"path\": {\"prefix\": \"/workspace/\"}}"}}},
+}
+_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["objective", "scope", "ttl_s"], "additionalProperties": False,
+    "properties": {
+        "objective": {"type": "string", "minLength": 1},
+        "scope": _SCOPE_SCHEMA,
+        "ttl_s": {"type": "integer", "minimum": 1},
+        "call_budget": {"type": "integer", "minimum": 1},
+        "reason": {"type": "string"},
+        "ticket": {"type": "string"},
+        "justification": {"type": "string"}},
+}
+_GRANT_ID_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"grant_id": {"type": "string"}},
+}
+_SCHEMAS = {REQUEST_GRANT: _REQUEST_SCHEMA, GRANT_STATUS: _GRANT_ID_SCHEMA,
+            RELEASE_GRANT: _GRANT_ID_SCHEMA}
 
 
 def role_name(principal: Principal) -> str:
@@ -58,46 +92,26 @@ def _describe_ceiling(items: list[Any], tool_names: Iterable[str]) -> str:
 
 
 def own_tool_definitions(ceiling: list[Any], tool_names: Iterable[str]) -> list[t.Tool]:
-    scope_schema = {
-        "type": "array", "minItems": 1,
-        "items": {"type": "object", "required": ["tool"], "additionalProperties": False,
-                  "properties": {
-                      "tool": {"type": "string", "description": "tool name or glob"},
-                      "args": {"type": "object", "description":
-                               "argument name or JSON pointer -> constraint, e.g. "
-                               "{\"path\": {\"prefix\": \"/workspace/\"}}"}}},
-    }
     return [
         t.Tool(
             name=REQUEST_GRANT,
             description=("Declare what you are trying to do and ask for just-in-time access to "
                          "the tools you need. Low-risk requests are granted at once; others wait "
                          "for a human. " + _describe_ceiling(ceiling, tool_names)),
-            input_schema={"type": "object", "required": ["objective", "scope", "ttl_s"],
-                          "additionalProperties": False,
-                          "properties": {
-                              "objective": {"type": "string", "minLength": 1},
-                              "scope": scope_schema,
-                              "ttl_s": {"type": "integer", "minimum": 1},
-                              "call_budget": {"type": "integer", "minimum": 1},
-                              "reason": {"type": "string"},
-                              "ticket": {"type": "string"},
-                              "justification": {"type": "string"}}},
+            input_schema=_REQUEST_SCHEMA,
             annotations=t.ToolAnnotations(read_only_hint=False, destructive_hint=False,
                                           open_world_hint=False),
         ),
         t.Tool(
             name=GRANT_STATUS,
             description="Show the state of your current grant (or of grant_id).",
-            input_schema={"type": "object", "additionalProperties": False,
-                          "properties": {"grant_id": {"type": "string"}}},
+            input_schema=_GRANT_ID_SCHEMA,
             annotations=t.ToolAnnotations(read_only_hint=True, open_world_hint=False),
         ),
         t.Tool(
             name=RELEASE_GRANT,
             description="Give up your current grant (or grant_id) when the task is done.",
-            input_schema={"type": "object", "additionalProperties": False,
-                          "properties": {"grant_id": {"type": "string"}}},
+            input_schema=_GRANT_ID_SCHEMA,
             annotations=t.ToolAnnotations(read_only_hint=False, destructive_hint=False,
                                           open_world_hint=False),
         ),
@@ -124,30 +138,47 @@ class GrantTools:
     def __init__(self, gateway: _GrantPort, now: Callable[[], float]) -> None:
         self._gateway = gateway
         self._now = now
+        self._schemas = SchemaChecks()
 
     async def run(self, name: str, principal: Principal, args: dict[str, Any],
                   current_grant: str | None,
                   bind: Callable[[str | None], Awaitable[None]]) -> t.CallToolResult:
+        problem = self._schemas.error(_SCHEMAS[name], args)
+        if problem is not None:
+            return refusal("invalid_arguments",
+                           f"JITGate: {problem}. See the input schema of {name}.")
         try:
-            if name == REQUEST_GRANT:
-                return await self._request(principal, args, bind)
-            grant_id = str(args.get("grant_id") or current_grant or "")
-            if not grant_id:
-                return refusal("grant_not_found", "You hold no grant in this session. "
-                               "Ask for one with jitgate_request_grant.")
-            if name == GRANT_STATUS:
-                grant = await self._gateway.get_grant(principal, grant_id)
-                status = grant.effective_status(self._now())
-                return _grant_result(grant, self._now(),
-                                     f"Grant {grant.grant_id} is {status.value}"
-                                     f" (expires at {grant.expires_at:.0f}).")
-            grant = await self._gateway.release_grant(principal, grant_id)
-            if grant_id == current_grant:
-                await bind(None)
-            return _grant_result(grant, self._now(), f"Grant {grant.grant_id} was released.")
+            return await self._run(name, principal, args, current_grant, bind)
         except GatewayError as exc:
             return refusal(exc.code, f"JITGate: {exc.message} ({exc.code}).",
                            extra={"details": exc.details} if exc.details else None)
+        except StoreUnavailable:
+            return refusal("store_unavailable", "JITGate: the grant store is unavailable "
+                           "(store_unavailable). Try again later.")
+        except Exception:  # noqa: BLE001 - logged here, never shown to the client
+            log.exception("%s failed", name)
+            return refusal("internal_error", f"JITGate: {name} failed inside JITGate "
+                           "(internal_error).")
+
+    async def _run(self, name: str, principal: Principal, args: dict[str, Any],
+                   current_grant: str | None,
+                   bind: Callable[[str | None], Awaitable[None]]) -> t.CallToolResult:
+        if name == REQUEST_GRANT:
+            return await self._request(principal, args, bind)
+        grant_id = str(args.get("grant_id") or current_grant or "")
+        if not grant_id:
+            return refusal("grant_not_found", "You hold no grant in this session. "
+                           "Ask for one with jitgate_request_grant.")
+        if name == GRANT_STATUS:
+            grant = await self._gateway.get_grant(principal, grant_id)
+            status = grant.effective_status(self._now())
+            return _grant_result(grant, self._now(),
+                                 f"Grant {grant.grant_id} is {status.value}"
+                                 f" (expires at {grant.expires_at:.0f}).")
+        grant = await self._gateway.release_grant(principal, grant_id)
+        if grant_id == current_grant:
+            await bind(None)
+        return _grant_result(grant, self._now(), f"Grant {grant.grant_id} was released.")
 
     async def _request(self, principal: Principal, args: dict[str, Any],
                        bind: Callable[[str | None], Awaitable[None]]) -> t.CallToolResult:

@@ -1,12 +1,17 @@
 """Tool pinning: fingerprint each upstream tool's definition; a changed one is refused.
 
-The fingerprint is the SHA-256 of the RFC 8785 canonical JSON of the definition (name,
-description, input schema, annotations). The first sighting pins it; a different definition
-later is refused (`tool_changed`) until an admin re-pins, and is recorded once as an audit event.
+The fingerprint is the SHA-256 of the RFC 8785 canonical JSON of the definition: every field
+JITGate shows its clients (see `RoutedTool.public_definition`): name, title, description, input
+schema, annotations. `title` joins the definition only when the tool has one, so tools without a
+title keep the fingerprints they were pinned with before it was covered. A definition RFC 8785
+cannot encode (integers beyond 2**53 in a schema) is hashed from its sorted-key JSON instead.
+The first sighting pins it; a different definition later is refused (`tool_changed`), and
+hidden from tools/list, until an admin re-pins, and is recorded once as an audit event.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -24,17 +29,26 @@ ChangedHook = Callable[[str, str, str], Awaitable[None]]
 def tool_definition(name: str, tool: t.Tool) -> dict[str, Any]:
     annotations = (tool.annotations.model_dump(mode="json", by_alias=True, exclude_none=True)
                    if tool.annotations is not None else {})
-    return {
+    definition: dict[str, Any] = {
         "name": name,
         "description": tool.description or "",
         "input_schema": tool.input_schema or {},
         "annotations": annotations,
     }
+    if tool.title:
+        definition["title"] = tool.title
+    return definition
 
 
 def tool_fingerprint(name: str, tool: t.Tool) -> str:
     """`name` is the public (namespaced) name, so moving a tool between upstreams re-pins."""
-    return sha256_hex(canonical_json(tool_definition(name, tool)))
+    definition = tool_definition(name, tool)
+    try:
+        data = canonical_json(definition)
+    except Exception:  # noqa: BLE001 - e.g. rfc8785.IntegerDomainError
+        data = json.dumps(definition, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                          default=repr).encode()
+    return sha256_hex(data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import json
 from typing import Any, Mapping
 
 import mcp.types as t
+from mcp.shared.exceptions import MCPError
 
 from gateway.model import Decision, Effect
 
@@ -22,6 +23,7 @@ __all__ = [
     "decision_refusal",
     "refusal_text",
     "outcome_output",
+    "public_error",
 ]
 
 _MAX_OUTPUT_CHARS = 64_000
@@ -127,3 +129,9 @@ def outcome_output(res: t.CallToolResult) -> Any:
                 parts.append(f"[{getattr(block, 'type', 'content')}]")
         text = "\n".join(parts)
     return text[:_MAX_OUTPUT_CHARS]
+
+
+def public_error(exc: MCPError, what: str) -> MCPError:
+    """An upstream's error as our client gets it: the upstream's code with a fixed message and
+    no data (its message and data can hold internals: paths, DSNs, stack traces)."""
+    return MCPError(exc.code, f"the upstream server could not {what} (error {exc.code})")

@@ -45,7 +45,8 @@ async def attach_to_runtime(runtime: Any) -> None:
     """Give the runtime an `/mcp` app and a lifespan that keeps the upstream connections."""
     settings: Settings = runtime.settings
     upstreams = UpstreamManager(upstream_configs(settings),
-                                secret_resolver=_secret_resolver(settings))
+                                secret_resolver=_secret_resolver(settings),
+                                clock=runtime.gateway.clock)
     server = build_mcp_server(runtime.gateway, upstreams)
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     app, mcp_lifespan = mcp_http_app(server, runtime.gateway, resource_url=base.rstrip("/") + "/mcp",
@@ -70,7 +71,8 @@ async def attach_to_runtime(runtime: Any) -> None:
 
 
 async def run_stdio_cli(settings: Settings) -> int:
-    """`jitgate mcp`: authenticate the key from the environment, then serve over stdio."""
+    """`jitgate mcp`: authenticate the key from the environment, then serve over stdio (where
+    it is authenticated again on every request)."""
     from adapters.compose import build_runtime
 
     key = os.environ.get(KEY_ENV, "")
@@ -85,7 +87,8 @@ async def run_stdio_cli(settings: Settings) -> int:
             return 2
         upstreams: UpstreamManager = runtime.extras["upstreams"]
         async with upstreams:
-            await serve_stdio(runtime.gateway, upstreams, principal, os.environ.get(GRANT_ENV) or None)
+            await serve_stdio(runtime.gateway, upstreams, principal,
+                              os.environ.get(GRANT_ENV) or None, key=key)
         return 0
     finally:
         await runtime.close()

@@ -1,9 +1,18 @@
-"""Upstream MCP servers: configuration, one kept connection each, restart with backoff.
+"""Upstream MCP servers (configured as upstream_config.py says): one kept connection each,
+restart with backoff.
 
 Each upstream runs under a supervisor task that owns its `Client` (an anyio context must be
 entered and left by the same task). A call on a dead connection fails at once with
 `UpstreamUnavailable` (code `upstream_unavailable`) and wakes the supervisor, which reconnects
-with exponential backoff (tenacity). Nothing waits on a down upstream.
+with exponential backoff; a successful connection starts the backoff over. Nothing waits on a
+down upstream.
+
+Every failure of a request (connection lost, timed out, an answer that does not conform to the
+protocol, anything unexpected) is an `UpstreamUnavailable` with a short fixed reason; only an
+error the upstream answered with (`MCPError`) passes as such. An upstream whose tools/list
+failed is not asked again for `LIST_RETRY_S` (or until it reconnects or announces a change):
+meanwhile its last known list is served, or none, so one hung upstream does not hold up every
+tools/list.
 """
 
 from __future__ import annotations
@@ -11,21 +20,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Literal, Sequence
+from typing import IO, Any, Callable, Sequence
 
 import anyio
 import httpx2
 import mcp.types as t
-import tenacity
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway.clock import Clock, SystemClock
 
 from .results import rebuild_call_result
+from .upstream_config import SECRET_REF, SecretResolver, UpstreamConfig
 
 __all__ = [
     "UpstreamConfig",
@@ -38,46 +47,9 @@ __all__ = [
 
 log = logging.getLogger("jitgate.mcp.upstreams")
 
-SecretResolver = Callable[[str], str]
-SECRET_REF = re.compile(r"\$\{secret:([A-Za-z0-9_.-]{1,128})\}")
-CONNECTION_CLOSED = -32000
-
-
-class UpstreamConfig(BaseModel):
-    """One upstream MCP server, as the settings describe it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    transport: Literal["stdio", "http"]
-    command: str | None = None
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    cwd: str | None = None
-    url: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    # between prefix and tool name: "." (`fs.read_file`), or "_" / "__" / "-" for clients whose
-    # model API allows only [A-Za-z0-9_-] in function names (OpenAI via the Agents SDK)
-    separator: Literal[".", "_", "__", "-"] = "."
-    # env var (stdio) or header (http) -> secret name; `${secret:NAME}` also works in env/headers
-    secret_env: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(default=30.0, gt=0)
-
-    @model_validator(mode="after")
-    def _transport_fields(self) -> "UpstreamConfig":
-        if self.transport == "stdio" and not self.command:
-            raise ValueError(f"upstream {self.name!r}: stdio needs a command")
-        if self.transport == "http" and not self.url:
-            raise ValueError(f"upstream {self.name!r}: http needs a url")
-        return self
-
-    @property
-    def namespace(self) -> str:
-        return self.prefix or self.name
-
-    def public_name(self, tool: str) -> str:
-        return f"{self.namespace}{self.separator}{tool}"
+CONNECTION_CLOSED = t.CONNECTION_CLOSED
+REQUEST_TIMEOUT = t.REQUEST_TIMEOUT
+LIST_RETRY_S = 30.0
 
 
 class UpstreamUnavailable(Exception):
@@ -129,17 +101,23 @@ class Upstream:
 
     def __init__(self, config: UpstreamConfig, *, secret_resolver: SecretResolver | None = None,
                  backoff_min_s: float = 0.2, backoff_max_s: float = 10.0,
-                 errlog: IO[str] | None = None) -> None:
+                 errlog: IO[str] | None = None, clock: Clock | None = None) -> None:
         self.config = config
         self._secret_resolver = secret_resolver
         self._backoff = (backoff_min_s, backoff_max_s)
         self._errlog = errlog
+        self._clock: Clock = clock or SystemClock()
         self._client: Client | None = None
         self._broken = anyio.Event()
         self._up = anyio.Event()
         self._settled = anyio.Event()  # the first connection attempt succeeded or failed
+        self._closed = anyio.Event()
         self._closing = False
+        self._failures = 0  # connection failures since the last successful connect
         self._tools: list[t.Tool] | None = None
+        self._last_tools: list[t.Tool] | None = None  # the last list the upstream gave
+        self._list_retry_at = 0.0  # tools/list failed: not asked again before this time
+        self._list_failure = ""  # why it failed
         self.restarts = 0
         self.on_tools_changed: Callable[[], Any] | None = None
 
@@ -209,37 +187,44 @@ class Upstream:
         root = getattr(message, "root", message)
         if isinstance(root, t.ToolListChangedNotification):
             self._tools = None
+            self._list_retry_at = 0.0
             if self.on_tools_changed is not None:
                 res = self.on_tools_changed()
                 if hasattr(res, "__await__"):
                     await res
 
+    def backoff_s(self, failures: int) -> float:
+        """The wait after the `failures`-th failure in a row: min * 2**(n-1), at most max."""
+        lo, hi = self._backoff
+        return min(hi, lo * 2.0 ** min(max(failures - 1, 0), 64))
+
     async def supervise(self) -> None:
         """Keep the connection up until `close()`; restart with backoff when it breaks."""
-        lo, hi = self._backoff
         while not self._closing:
-            retrying = tenacity.AsyncRetrying(
-                wait=tenacity.wait_exponential(multiplier=lo, min=lo, max=hi),
-                retry=tenacity.retry_if_exception_type(Exception),
-                reraise=True,
-            )
             try:
-                async for attempt in retrying:
-                    with attempt:
-                        if self._closing:
-                            return
-                        try:
-                            await self._run_once()
-                        finally:
-                            self._settled.set()
+                await self._run_once()
             except Exception as exc:  # noqa: BLE001 - reconnect forever; never crash the host
-                log.warning("upstream %s: connection loop ended: %s", self.name, type(exc).__name__)
+                self._failures += 1
+                level = logging.WARNING if self._failures == 1 else logging.DEBUG
+                log.log(level, "upstream %s: %s; reconnecting in %.2f s", self.name,
+                        type(exc).__name__, self.backoff_s(self._failures))
+            finally:
+                self._settled.set()
+            if not self._closing:
+                await self._pause(self.backoff_s(self._failures))
+
+    async def _pause(self, delay: float) -> None:
+        """Wait `delay` seconds before reconnecting, or until `close()`."""
+        with anyio.move_on_after(delay):
+            await self._closed.wait()
 
     async def _run_once(self) -> None:
         try:
             async with self._connect() as client:
                 self._broken = anyio.Event()
                 self._tools = None
+                self._list_retry_at = 0.0
+                self._failures = 0
                 self._client = client
                 self._up.set()
                 self._settled.set()
@@ -267,6 +252,7 @@ class Upstream:
 
     def close(self) -> None:
         self._closing = True
+        self._closed.set()
         self._broken.set()
 
     def _mark_broken(self) -> None:
@@ -287,6 +273,8 @@ class Upstream:
             if exc.code == CONNECTION_CLOSED:
                 self._mark_broken()
                 raise UpstreamUnavailable(self.name, "closed the connection") from None
+            if exc.code == REQUEST_TIMEOUT:
+                raise UpstreamUnavailable(self.name, "timed out") from None
             raise
         except TimeoutError:
             raise UpstreamUnavailable(self.name, "timed out") from None
@@ -294,13 +282,40 @@ class Upstream:
                 anyio.EndOfStream, OSError):
             self._mark_broken()
             raise UpstreamUnavailable(self.name, "connection failed") from None
+        except UpstreamUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - pydantic.ValidationError and anything else
+            log.warning("upstream %s sent an invalid answer (%s)", self.name, type(exc).__name__)
+            raise UpstreamUnavailable(self.name, "sent an invalid answer") from None
 
     async def list_tools(self) -> list[t.Tool]:
+        """The upstream's tools (cached until it reconnects or announces a change). While it
+        is down this raises at once; while it is up but its tools/list failed lately, the last
+        list it gave is served (none: raises)."""
         if self._tools is not None and self.is_up:
             return self._tools
+        if not self.is_up:
+            raise UpstreamUnavailable(self.name, "is down (restarting)")
         caps = self.capabilities
         if caps is not None and caps.tools is None:
             return []
+        if self._clock.now() < self._list_retry_at:
+            if self._last_tools is not None:
+                return self._last_tools
+            raise UpstreamUnavailable(self.name, self._list_failure)
+        try:
+            tools = await self._fetch_tools()
+        except (UpstreamUnavailable, MCPError) as exc:
+            self._list_retry_at = self._clock.now() + LIST_RETRY_S
+            self._list_failure = (exc.why if isinstance(exc, UpstreamUnavailable)
+                                  else "refused to list its tools")
+            if self._last_tools is not None and self.is_up:
+                return self._last_tools
+            raise UpstreamUnavailable(self.name, self._list_failure) from None
+        self._tools = self._last_tools = tools
+        return tools
+
+    async def _fetch_tools(self) -> list[t.Tool]:
         tools: list[t.Tool] = []
         cursor: str | None = None
         for _ in range(100):
@@ -309,7 +324,6 @@ class Upstream:
             cursor = page.next_cursor
             if not cursor:
                 break
-        self._tools = tools
         return tools
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> t.CallToolResult:
@@ -332,13 +346,14 @@ class UpstreamManager:
     def __init__(self, configs: Sequence[UpstreamConfig], *,
                  secret_resolver: SecretResolver | None = None,
                  start_timeout_s: float = 20.0, backoff_min_s: float = 0.2,
-                 backoff_max_s: float = 10.0, errlog: IO[str] | None = None) -> None:
+                 backoff_max_s: float = 10.0, errlog: IO[str] | None = None,
+                 clock: Clock | None = None) -> None:
         names = [c.namespace for c in configs]
         if len(set(names)) != len(names):
             raise ValueError("upstream names/prefixes must be unique")
         self.upstreams: dict[str, Upstream] = {
             c.namespace: Upstream(c, secret_resolver=secret_resolver, backoff_min_s=backoff_min_s,
-                                  backoff_max_s=backoff_max_s, errlog=errlog)
+                                  backoff_max_s=backoff_max_s, errlog=errlog, clock=clock)
             for c in configs
         }
         self._start_timeout_s = start_timeout_s
@@ -368,17 +383,22 @@ class UpstreamManager:
             up.on_tools_changed = callback
 
     async def tools(self) -> list[RoutedTool]:
-        """Every tool of every reachable upstream, under its public name."""
-        out: list[RoutedTool] = []
-        for ns, up in self.upstreams.items():
-            if not up.is_up:
-                continue
+        """Every tool of every reachable upstream, under its public name (asked all at once;
+        an upstream that fails is left out)."""
+        found: dict[str, list[t.Tool]] = {}
+
+        async def one(ns: str, up: Upstream) -> None:
             try:
-                tools = await up.list_tools()
-            except (UpstreamUnavailable, MCPError):
-                continue
-            out.extend(RoutedTool(up.config.public_name(tool.name), up, tool) for tool in tools)
-        return out
+                found[ns] = await up.list_tools()
+            except UpstreamUnavailable:
+                pass
+
+        async with anyio.create_task_group() as tg:
+            for ns, up in self.upstreams.items():
+                if up.is_up:
+                    tg.start_soon(one, ns, up)
+        return [RoutedTool(up.config.public_name(tool.name), up, tool)
+                for ns, up in self.upstreams.items() for tool in found.get(ns, [])]
 
     def split(self, public_name: str) -> tuple[Upstream, str] | None:
         """(upstream, its own tool name) for a public name; the longest matching prefix wins,

@@ -87,3 +87,8 @@ def assert_allowed_calls_audited(live: LiveGateway) -> None:
     completed = {r.decision_id for r in records if r.type == "call.completed"}
     assert allowed, "no allowed call was recorded"
     assert allowed <= completed, f"allowed without call.completed: {sorted(allowed - completed)}"
+
+
+def result_code(res: Any) -> str:
+    """The `code` a JITGate refusal carries in its structured content ("" for a plain result)."""
+    return (res.structured_content or {}).get("code", "")

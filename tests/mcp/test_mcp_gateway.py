@@ -14,7 +14,7 @@ import httpx2
 import pytest
 
 from mcp_live import (api, assert_allowed_calls_audited, audit, fixture, live_mcp, mcp_client,
-                      principal_of)
+                      principal_of, result_code)
 from mcp_peers import ROOT, everything, filesystem, peers, time_server
 from tests.conftest import service_missing
 from tests.support.live import LiveGateway
@@ -45,10 +45,6 @@ def _fresh_window(live: LiveGateway) -> None:
     live.clock.advance(120)
 
 
-def _code(res: Any) -> str:
-    return (res.structured_content or {}).get("code", "")
-
-
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_filesystem_grant_scenario(live: LiveGateway, sandbox: Path, mode: str) -> None:
     root = sandbox / "work"
@@ -63,7 +59,7 @@ async def test_filesystem_grant_scenario(live: LiveGateway, sandbox: Path, mode:
         assert "fs.write_file" in req.description  # the role's ceiling is described
 
         denied = await c.call_tool("fs.read_text_file", {"path": str(root / "notes.txt")})
-        assert denied.is_error and _code(denied) == "no_grant"
+        assert denied.is_error and result_code(denied) == "no_grant"
         assert "jitgate_request_grant" in denied.content[0].text
 
         res = await c.call_tool("jitgate_request_grant", {
@@ -87,14 +83,14 @@ async def test_filesystem_grant_scenario(live: LiveGateway, sandbox: Path, mode:
         assert not listing.is_error and "notes.txt" in listing.content[0].text
 
         out = await c.call_tool("fs.read_text_file", {"path": str(sandbox / "secret.txt")})
-        assert out.is_error and _code(out) == "argument_out_of_scope"
+        assert out.is_error and result_code(out) == "argument_out_of_scope"
         assert out.structured_content["decision_id"].startswith("dec_")
         assert "TOP-SECRET-BYTES" not in out.content[0].text
 
         # (a path the objective names: otherwise the provenance detector adds its signal)
         write = await c.call_tool("fs.write_file", {"path": str(root / "summary.md"),
                                                     "content": "y"})
-        assert write.is_error and _code(write) == "tool_not_in_scope", write.content[0].text
+        assert write.is_error and result_code(write) == "tool_not_in_scope", write.content[0].text
         assert not (root / "summary.md").exists()
 
         status = await c.call_tool("jitgate_grant_status", {})
@@ -163,17 +159,17 @@ async def test_bad_input_is_refused_and_audited(live: LiveGateway) -> None:
         assert not ok.is_error and ok.content[0].text == "Echo: hi"
 
         unknown = await c.call_tool("every.nope", {"x": 1})
-        assert unknown.is_error and _code(unknown) == "unknown_tool"
+        assert unknown.is_error and result_code(unknown) == "unknown_tool"
         no_ns = await c.call_tool("nope", {})
-        assert _code(no_ns) == "unknown_tool"
+        assert result_code(no_ns) == "unknown_tool"
 
         bad = await c.call_tool("every.echo", {"message": 42})
-        assert bad.is_error and _code(bad) == "invalid_arguments"
+        assert bad.is_error and result_code(bad) == "invalid_arguments"
         assert "42" not in bad.content[0].text  # the schema error names paths, not values
 
         # an upstream that dies in the middle of an allowed call
         died = await c.call_tool("fix.die", {})
-        assert died.is_error and _code(died) == "upstream_unavailable"
+        assert died.is_error and result_code(died) == "upstream_unavailable"
         assert died.structured_content["decision_id"].startswith("dec_")
         up = live.runtime.extras["upstreams"].upstreams["fix"]
         assert live.run(up.wait_up(20))  # the supervisor brings it back
@@ -207,7 +203,7 @@ async def test_down_upstream_refusal_is_audited(live: LiveGateway) -> None:
     finally:
         assert live.run(up.wait_up(20))
     assert client is not None
-    assert res.is_error and _code(res) == "upstream_unavailable"
+    assert res.is_error and result_code(res) == "upstream_unavailable"
     rec = [r for r in audit(live, decision_id=res.structured_content["decision_id"])]
     assert [r.type for r in rec] == ["call.decided"]
     assert rec[0].data["code"] == "upstream_unavailable" and rec[0].data["effect"] == "deny"
@@ -279,7 +275,7 @@ async def test_list_changed_on_approval_and_revocation_legacy(live: LiveGateway)
             await changed.wait()
         assert "fix.write" not in await _visible(c)
         refused = await c.call_tool("fix.write", {"text": "again"})
-        assert _code(refused) == "grant_revoked"
+        assert result_code(refused) == "grant_revoked"
     assert len(seen) >= 2
 
 

@@ -76,6 +76,10 @@ async def test_changed_upstream_tool_is_refused_until_an_admin_repins(tmp_path) 
             assert live.run(ups.upstreams["fix"].wait_up(20))
             changed = await c.call_tool("fix.echo", {"text": "b"})
             assert changed.is_error and changed.structured_content["code"] == "tool_changed"
+            # the changed (poisoned) definition never reaches the model: the tool is not listed
+            listed = {tool.name: tool for tool in (await c.list_tools()).tools}
+            assert "fix.echo" not in listed and "fix.die" in listed
+            assert all("id_rsa" not in (tool.description or "") for tool in listed.values())
             again = await c.call_tool("fix.echo", {"text": "c"})
             assert again.structured_content["code"] in ("tool_changed", "grant_revoked_drift")
 
@@ -90,6 +94,8 @@ async def test_changed_upstream_tool_is_refused_until_an_admin_repins(tmp_path) 
             assert repinned.status_code == 200, repinned.text
             fp = repinned.json()["fingerprint"]
             assert fp == tool_fingerprint("fix.echo", (await ups_tool(live, "fix.echo")))
+            live.clock.advance(10)  # past the edge's cache of confirmed pins
+            assert "fix.echo" in {tool.name for tool in (await c.list_tools()).tools}
 
         types = [r.type for r in audit(live)]
         assert types.count("tool.pinned") >= 1 and types.count("tool.changed") == 1

@@ -126,3 +126,30 @@ async def test_inspector_cli_over_stdio(setup: dict[str, Any]) -> None:
     assert called.returncode == 0, called.stderr.decode()[-2000:]
     result = json.loads(called.stdout)
     assert result["content"][0]["text"] == "inside" and not result.get("isError")
+
+
+async def test_a_key_disabled_while_serving_is_refused(setup: dict[str, Any]) -> None:
+    """The stdio key is authenticated again on every request, not only at start."""
+    from mcp.shared.exceptions import MCPError
+
+    from gateway.keys import KEY_RECHECK_S
+
+    s = setup
+    data = str(s["data"])
+    out = await anyio.run_process([str(JITGATE), "keys", "create", "--role", "agent",
+                                   "--name", "soon-disabled", "--data-dir", data])
+    key = out.stdout.decode().strip().splitlines()[-1]
+    params = StdioServerParameters(command=str(JITGATE), args=_argv(s),
+                                   env={"JITGATE_AGENT_KEY": key})
+    async with Client(stdio_client(params), mode="legacy", read_timeout_seconds=60) as c:
+        assert "jitgate_request_grant" in {t.name for t in (await c.list_tools()).tools}
+        await anyio.run_process([str(JITGATE), "keys", "disable", key.split("_")[1],
+                                 "--data-dir", data])
+        await anyio.sleep(KEY_RECHECK_S + 0.3)  # the server re-reads a cached key this often
+        for request in (c.list_tools,
+                        lambda: c.call_tool("fs.read_text_file",
+                                            {"path": str(s["sandbox"] / "work" / "notes.txt")})):
+            with pytest.raises(MCPError) as err:
+                await request()
+            assert err.value.message.startswith("unauthenticated")
+            assert key not in err.value.message and err.value.data is None
