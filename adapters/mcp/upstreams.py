@@ -4,7 +4,7 @@ restart with backoff.
 Each upstream runs under a supervisor task that owns its `Client` (an anyio context must be
 entered and left by the same task). A call on a dead connection fails at once with
 `UpstreamUnavailable` (code `upstream_unavailable`) and wakes the supervisor, which reconnects
-with exponential backoff; a successful connection starts the backoff over. Nothing waits on a
+with exponential backoff (tenacity); a successful connection starts the backoff over. Nothing waits on a
 down upstream.
 
 Every failure of a request (connection lost, timed out, an answer that does not conform to the
@@ -26,6 +26,7 @@ from typing import IO, Any, Callable, Sequence
 import anyio
 import httpx2
 import mcp.types as t
+import tenacity
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -113,7 +114,6 @@ class Upstream:
         self._settled = anyio.Event()  # the first connection attempt succeeded or failed
         self._closed = anyio.Event()
         self._closing = False
-        self._failures = 0  # connection failures since the last successful connect
         self._tools: list[t.Tool] | None = None
         self._last_tools: list[t.Tool] | None = None  # the last list the upstream gave
         self._list_retry_at = 0.0  # tools/list failed: not asked again before this time
@@ -193,38 +193,49 @@ class Upstream:
                 if hasattr(res, "__await__"):
                     await res
 
-    def backoff_s(self, failures: int) -> float:
-        """The wait after the `failures`-th failure in a row: min * 2**(n-1), at most max."""
-        lo, hi = self._backoff
-        return min(hi, lo * 2.0 ** min(max(failures - 1, 0), 64))
-
     async def supervise(self) -> None:
-        """Keep the connection up until `close()`; restart with backoff when it breaks."""
-        while not self._closing:
-            try:
-                await self._run_once()
-            except Exception as exc:  # noqa: BLE001 - reconnect forever; never crash the host
-                self._failures += 1
-                level = logging.WARNING if self._failures == 1 else logging.DEBUG
-                log.log(level, "upstream %s: %s; reconnecting in %.2f s", self.name,
-                        type(exc).__name__, self.backoff_s(self._failures))
-            finally:
-                self._settled.set()
-            if not self._closing:
-                await self._pause(self.backoff_s(self._failures))
+        """Keep the connection up until `close()`; restart with backoff when it breaks.
+
+        tenacity drives the retries (exponential waits between `backoff_min_s` and
+        `backoff_max_s`, interruptible by `close()`); a connection that came up makes its
+        attempt the first again, so the backoff starts over after every healthy connection."""
+        lo, hi = self._backoff
+        retrying = tenacity.AsyncRetrying(
+            wait=tenacity.wait_exponential(multiplier=lo, min=lo, max=hi),
+            retry=tenacity.retry_if_exception_type(Exception), sleep=self._pause,
+            stop=lambda _state: self._closing,
+            before_sleep=self._log_retry, reraise=True)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if self._closing:
+                        return
+                    try:
+                        await self._run_once(lambda: setattr(attempt.retry_state,
+                                                             "attempt_number", 1))
+                    finally:
+                        self._settled.set()
+        except Exception as exc:  # noqa: BLE001 - only when closing; never crash the host
+            log.debug("upstream %s supervisor ended: %s", self.name, type(exc).__name__)
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        level = logging.WARNING if state.attempt_number == 1 else logging.DEBUG
+        log.log(level, "upstream %s: %s; reconnecting in %.2f s", self.name,
+                type(exc).__name__, state.upcoming_sleep)
 
     async def _pause(self, delay: float) -> None:
         """Wait `delay` seconds before reconnecting, or until `close()`."""
         with anyio.move_on_after(delay):
             await self._closed.wait()
 
-    async def _run_once(self) -> None:
+    async def _run_once(self, connected: Callable[[], None]) -> None:
         try:
             async with self._connect() as client:
                 self._broken = anyio.Event()
                 self._tools = None
                 self._list_retry_at = 0.0
-                self._failures = 0
+                connected()
                 self._client = client
                 self._up.set()
                 self._settled.set()

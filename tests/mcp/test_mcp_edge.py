@@ -253,7 +253,13 @@ async def test_reconnect_backoff_starts_over_after_a_healthy_connection() -> Non
     # 1, 2, 4 s after failures in a row; after each healthy connection 1 s again
     assert up.waits == [1.0, 2.0, 4.0, 1.0, 2.0, 4.0, 1.0, 2.0]
     assert up.restarts == 2
-    assert up.backoff_s(10_000) == 8.0  # capped, no overflow
+
+
+async def test_reconnect_backoff_is_capped() -> None:
+    up = _FlakyUpstream(["fail"] * 7)
+    with anyio.fail_after(5):
+        await up.supervise()
+    assert up.waits == [1.0, 2.0, 4.0] + [8.0] * 4
 
 
 # -- bounded state; stdio re-authentication ----------------------------------------------
