@@ -4,8 +4,8 @@ restart with backoff.
 Each upstream runs under a supervisor task that owns its `Client` (an anyio context must be
 entered and left by the same task). A call on a dead connection fails at once with
 `UpstreamUnavailable` (code `upstream_unavailable`) and wakes the supervisor, which reconnects
-with exponential backoff (tenacity); a successful connection starts the backoff over. Nothing waits on a
-down upstream.
+with exponential backoff (tenacity); a successful connection starts the backoff over. Nothing
+waits on a down upstream.
 
 Every failure of a request (connection lost, timed out, an answer that does not conform to the
 protocol, anything unexpected) is an `UpstreamUnavailable` with a short fixed reason; only an
