@@ -545,7 +545,7 @@ class Gateway:
         """Read after the lease is stored: a revocation stored before this read is seen here,
         and one stored after it lists the lease (`revoke_grant` lists again after storing)."""
         try:
-            current = await self.grant_store.get(grant_id)
+            current = await self.grant_store.recheck(grant_id)
         except Exception:
             return False
         return current is not None and \

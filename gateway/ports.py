@@ -51,6 +51,11 @@ class GrantStore(Protocol):
 
     async def get(self, grant_id: str) -> Grant | None: ...
 
+    async def recheck(self, grant_id: str) -> Grant | None:
+        """`get`, for a caller that has just written (a lease): it must see every change
+        committed anywhere before its own write (a store may share one check among them)."""
+        ...
+
     async def update(self, grant: Grant, expected_version: int) -> None:
         """Replace the grant if its stored version is `expected_version`, else ConcurrentUpdate."""
         ...

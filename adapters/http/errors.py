@@ -8,7 +8,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from gateway.errors import GatewayError
@@ -141,6 +141,9 @@ def guarded(fn: Endpoint) -> Endpoint:
                                   headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
         except BodyError as exc:
             return error_response(exc.code, exc.message, exc.status, exc.details)
+        except ClientDisconnect:  # gone before its body arrived: nobody reads this answer
+            log.debug("client left during %s %s", request.method, request.url.path)
+            return error_response("invalid_request", "the client closed the request", 400)
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             return error_response("internal_error", "the gateway failed to handle the request", 500)

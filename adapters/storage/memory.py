@@ -61,6 +61,9 @@ class MemoryGrantStore(_Faults):
             raise ConcurrentUpdate(f"grant {grant.grant_id} already exists")
         self._grants[grant.grant_id] = grant
 
+    async def recheck(self, grant_id: str) -> Grant | None:
+        return await self.get(grant_id)
+
     async def get(self, grant_id: str) -> Grant | None:
         self._check()
         return self._grants.get(grant_id)

@@ -73,6 +73,9 @@ class PgGrantStore:
             (grant.grant_id, grant.agent_id, grant.status.value, grant.version,
              grant.calls_used, grant.created_at, dumps(grant_to_dict(grant))))
 
+    async def recheck(self, grant_id: str) -> Grant | None:
+        return await self.get(grant_id)
+
     async def get(self, grant_id: str) -> Grant | None:
         rows = await self._p.fetch("SELECT body, version, calls_used FROM grants "
                                    "WHERE grant_id = %s", (grant_id,))

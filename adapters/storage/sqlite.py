@@ -78,9 +78,9 @@ class SqliteGrantStore:
         self._cache[g.grant_id] = g
         self._checked.add(g.grant_id)
 
-    def _current(self, grant_id: str) -> Grant | None:
+    def _current(self, grant_id: str, since_own_commit: bool = False) -> Grant | None:
         """The cached grant if it is still the stored one."""
-        if self._e.changed_elsewhere():
+        if self._e.changed_elsewhere(since_own_commit=since_own_commit):
             self._checked.clear()
         hit = self._cache.get(grant_id)
         if hit is None or grant_id in self._checked:
@@ -120,6 +120,13 @@ class SqliteGrantStore:
         if g is not None and grant_id not in self._cache:  # never overwrite a newer write
             self._remember(g)
         return self._cache.get(grant_id, g)
+
+    async def recheck(self, grant_id: str) -> Grant | None:
+        """The grant as stored, read after this process's latest commit."""
+        if self._e.closed:
+            raise StoreUnavailable("the SQLite store is closed")
+        hit = self._current(grant_id, since_own_commit=True)
+        return hit if hit is not None else await self.get(grant_id)
 
     async def update(self, grant: Grant, expected_version: int) -> None:
         def fn(c: sqlite3.Connection) -> None:

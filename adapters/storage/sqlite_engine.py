@@ -214,6 +214,8 @@ class SqliteEngine:
         self._resync = False
         self._seal_lock = threading.Lock()
         self._data_version: int | None = None  # see changed_elsewhere
+        self._commits = 0  # rounds run (committed or not)
+        self._checked_after = -1  # rounds run before the last check of other writers
         try:
             # WAL commits without fsync; in full mode the sync helper makes each round durable.
             self._wconn = connect(path, busy_timeout_ms=busy_timeout_ms, sync="normal")
@@ -307,11 +309,18 @@ class SqliteEngine:
         statements."""
         return await self._submit_write(("insert", (sql, params)))
 
-    def changed_elsewhere(self) -> bool:
+    def changed_elsewhere(self, *, since_own_commit: bool = False) -> bool:
         """True when another connection (another process on this file: `jitgate serve` beside
-        `jitgate mcp`, the CLI) committed since the last call. `PRAGMA data_version` on the
-        writer connection, on the calling thread: a few microseconds, no hop to the reader."""
+        `jitgate mcp`, the CLI) committed since the last check. `PRAGMA data_version` on the
+        writer connection, on the calling thread: a few microseconds, no hop to the reader.
+
+        With `since_own_commit`, the caller only needs a check made after this process's latest
+        commit (to see what others committed before its own write): one already made since
+        stands, so the callers of one round share a check."""
+        if since_own_commit and self._checked_after == self._commits:
+            return False
         version = self.read_now(lambda c: c.execute("PRAGMA data_version").fetchone()[0])
+        self._checked_after = self._commits
         if version == self._data_version:
             return False
         self._data_version = version
@@ -402,6 +411,7 @@ class SqliteEngine:
             done = [(item[3], (item[2], False, err)) for item in items]
         finally:
             self._write_lock.release()
+            self._commits += 1
         now: list[tuple[Any, tuple[Any, bool, Any]]] = []  # answered at once
         synced: list[tuple[Any, tuple[Any, bool, Any]]] = []  # answered after the sync
         behind, early = False, 0

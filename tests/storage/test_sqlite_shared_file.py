@@ -87,3 +87,20 @@ async def test_a_key_disabled_by_another_process_is_refused_within_the_recheck_w
     finally:
         await cli.close()
         await serve.close()
+
+
+async def test_a_recheck_after_a_write_sees_what_another_process_committed_before_it(
+        tmp_path: Path):
+    clock = FakeClock()
+    serve, mcp = open_sqlite(tmp_path, clock=clock), open_sqlite(tmp_path, clock=clock)
+    try:
+        g = grant(clock)
+        await serve.grants.create(g)
+        assert (await mcp.grants.recheck(g.grant_id)).status is GrantStatus.ACTIVE
+        await serve.grants.update(g.evolve(status=GrantStatus.REVOKED, revoked_reason="revoked"),
+                                  expected_version=g.version)
+        await mcp.keys.add(create_key(Role.AGENT, "lease-like", clock).record)  # our own write
+        assert (await mcp.grants.recheck(g.grant_id)).status is GrantStatus.REVOKED
+    finally:
+        await serve.close()
+        await mcp.close()
