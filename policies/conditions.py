@@ -13,11 +13,17 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Any, Callable
 
+import regex
+
 from policies import patterns
 from policies.implication import constraint_implies, path_within
 
 __all__ = [
     "ConditionError",
+    "RegexLimit",
+    "BoundedRegex",
+    "MAX_REGEX_INPUT",
+    "REGEX_TIME_LIMIT_S",
     "Constraint",
     "OPERATORS",
     "compile_constraint",
@@ -26,6 +32,11 @@ __all__ = [
 ]
 
 MAX_REGEX_LEN = 512
+# Regex conditions on agent input (see BoundedRegex): short input on `re`, longer input on
+# `regex` within a time limit, and nothing past the cap.
+FAST_REGEX_INPUT = 1024
+MAX_REGEX_INPUT = 64 * 1024
+REGEX_TIME_LIMIT_S = 0.05
 _MISSING = object()
 
 
@@ -37,6 +48,10 @@ class ConditionError(Exception):
         self.code = code
         self.message = message
         self.path = path
+
+
+class RegexLimit(Exception):
+    """A regex condition could not be judged within its limits: the decision fails closed."""
 
 
 _NUMBER_TYPES = (int, float)
@@ -108,7 +123,9 @@ class Constraint:
     def test(self, value: Any) -> bool:
         try:
             return self._match(value) is True
-        except Exception:  # fail closed: a bad value never raises out of a check
+        except RegexLimit:  # cannot be judged: the whole decision fails closed, not "no match"
+            raise
+        except Exception:  # a value of the wrong shape never matches (and never raises)
             return False
 
     def as_dict(self) -> dict[str, Any]:
@@ -200,7 +217,34 @@ def _c_prefix(v: Any) -> Constraint:
 
 def _c_glob(v: Any) -> Constraint:
     rx = patterns.compile_path_glob(_need_str("glob", v))
-    return Constraint("glob", v, lambda x: isinstance(x, str) and rx.fullmatch(x) is not None)
+    lexical = patterns.lexical_path
+    return Constraint("glob", v,
+                      lambda x: isinstance(x, str) and rx.fullmatch(lexical(x)) is not None)
+
+
+class BoundedRegex:
+    """A pattern an agent's input cannot make run for long. Input up to FAST_REGEX_INPUT
+    characters goes to `re` (a backtracking pattern costs at most about a millisecond there);
+    longer input goes to the `regex` engine with a REGEX_TIME_LIMIT_S time limit, and input
+    past MAX_REGEX_INPUT is not judged at all. Past either limit `fullmatch` raises RegexLimit:
+    the decision fails closed, never "no match"."""
+
+    __slots__ = ("fast", "safe")
+
+    def __init__(self, pattern: str) -> None:
+        self.fast = re.compile(pattern)
+        self.safe = regex.compile(pattern, flags=regex.V0)
+
+    def fullmatch(self, value: str) -> bool:
+        if len(value) <= FAST_REGEX_INPUT:
+            return self.fast.fullmatch(value) is not None
+        if len(value) > MAX_REGEX_INPUT:
+            raise RegexLimit(f"a regex condition was given {len(value)} characters "
+                             f"(at most {MAX_REGEX_INPUT})")
+        try:
+            return self.safe.fullmatch(value, timeout=REGEX_TIME_LIMIT_S) is not None
+        except TimeoutError:
+            raise RegexLimit(f"a regex condition took over {REGEX_TIME_LIMIT_S}s") from None
 
 
 def _c_regex(v: Any) -> Constraint:
@@ -208,10 +252,10 @@ def _c_regex(v: Any) -> Constraint:
     if len(p) > MAX_REGEX_LEN:
         raise ConditionError("bad_regex", f"regex longer than {MAX_REGEX_LEN} characters")
     try:
-        rx = re.compile(p)
-    except re.error as exc:
-        raise ConditionError("bad_regex", f"invalid regex: {exc.msg}") from None
-    return Constraint("regex", p, lambda x: isinstance(x, str) and rx.fullmatch(x) is not None)
+        rx = BoundedRegex(p)
+    except (re.error, regex.error) as exc:
+        raise ConditionError("bad_regex", f"invalid regex: {getattr(exc, 'msg', exc)}") from None
+    return Constraint("regex", p, lambda x: isinstance(x, str) and rx.fullmatch(x))
 
 
 def _c_cmp(op: str) -> Callable[[Any], Constraint]:

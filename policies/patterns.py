@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import posixpath
 import re
+import socket
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
 
 _MAGIC = re.compile(r"[*?\[]")
 _FORBIDDEN_IN_NETLOC = re.compile(r"[\\\s\x00-\x1f\x7f]")
+_IPV4_SPELLING = re.compile(r"(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]+|[0-9]+)){0,3}")
 
 
 def compile_path_glob(pattern: str) -> re.Pattern[str]:
@@ -83,11 +86,20 @@ def normalize_host(host: str) -> str | None:
     host = host.strip().lower()
     if ":" in host:
         try:
-            return str(ipaddress.IPv6Address(host))
+            v6 = ipaddress.IPv6Address(host)
         except ValueError:
             return None
+        mapped = v6.ipv4_mapped  # ::ffff:a.b.c.d is the IPv4 host a.b.c.d
+        return str(mapped) if mapped is not None else str(v6)
     if host.endswith("."):
         host = host[:-1]
+    if host and _IPV4_SPELLING.fullmatch(host):
+        # every spelling a resolver accepts for an IPv4 address (2852039166, 0xa9fea9fe,
+        # 0251.0376.0251.0376, 169.254.43518) is judged as its dotted form
+        try:
+            return socket.inet_ntoa(socket.inet_aton(host))
+        except OSError:
+            return None
     if not host or ".." in host or host.startswith("."):
         return None
     if not host.isascii():
@@ -151,6 +163,16 @@ def email_domain(value: str) -> str | None:
     if not local or not domain or any(c in value for c in "<>,;\"()[]"):
         return None
     return normalize_host(domain)
+
+
+def lexical_path(value: str) -> str:
+    """The file a path names, as a filesystem resolves it lexically: `//` and `/./` collapsed,
+    `..` applied, no trailing `/` (`<dir>/.env/` and `docs/../../x` are judged as what they
+    open). Strings without a `/` are returned as they are."""
+    if "/" not in value:
+        return value
+    p = posixpath.normpath(value)
+    return "/" + p.lstrip("/") if p.startswith("//") else p
 
 
 def canonical_path(value: str) -> str | None:

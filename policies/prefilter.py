@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policies.conditions import Constraint
-from policies.patterns import compile_path_glob
+from policies.conditions import BoundedRegex, Constraint, RegexLimit
+from policies.patterns import compile_path_glob, lexical_path
 
 __all__ = ["pattern_source", "RulePlan", "build_plan"]
 
@@ -45,7 +45,7 @@ def pattern_source(constraint: Constraint) -> str | None:
 @dataclass(frozen=True)
 class RulePlan:
     rules: tuple[Any, ...]  # every candidate rule, in file order
-    groups: tuple[tuple[str, re.Pattern[str]], ...]  # (argument name, combined regex)
+    groups: tuple[tuple[str, BoundedRegex], ...]  # (argument name, combined regex)
     rest: tuple[Any, ...]  # the candidates outside every group, in file order
 
     def evaluate(self, ctx: Any) -> list[Any]:
@@ -54,11 +54,24 @@ class RulePlan:
             if type(args) is dict:
                 for key, rx in self.groups:
                     value = args.get(key)
-                    if isinstance(value, str) and rx.fullmatch(value) is not None:
+                    if isinstance(value, str) and _may_match(rx, value):
                         break  # some member may match: evaluate every rule
                 else:
                     return [r._hit for r in self.rest if r._check(ctx)]
         return [r._hit for r in self.rules if r._check(ctx)]
+
+
+def _may_match(rx: BoundedRegex, value: str) -> bool:
+    """Whether a member may match `value`: the value as given or as the path it names (globs
+    judge that), and "maybe" whenever the combined regex cannot be run within its limits (the
+    members themselves then fail closed)."""
+    try:
+        if rx.fullmatch(value):
+            return True
+        path = lexical_path(value) if "/" in value else value
+        return path != value and rx.fullmatch(path)
+    except RegexLimit:
+        return True
 
 
 def build_plan(rules: Sequence[Any]) -> RulePlan:
@@ -77,8 +90,8 @@ def build_plan(rules: Sequence[Any]) -> RulePlan:
         if len(members) < 2:
             continue
         try:
-            rx = re.compile("|".join(source for _, source in members))
-        except re.error:
+            rx = BoundedRegex("|".join(source for _, source in members))
+        except Exception:  # a combination `re` or `regex` refuses: no shortcut for it
             continue
         groups.append((key, rx))
         grouped.update(i for i, _ in members)
