@@ -108,3 +108,15 @@ def test_a_regex_condition_cannot_be_judged_past_its_cap():
     negated = compile_constraint({"not": {"regex": "a*"}})
     with pytest.raises(RegexLimit):
         negated.test("a" * (MAX_REGEX_INPUT + 1))
+
+
+@pytest.mark.parametrize("args", [{"source": "/workspace/.env", "destination": "/workspace/e.txt"},
+                                  {"source": "/workspace/a.txt", "destination": "/workspace/.env"},
+                                  {"source": "/home/u/.ssh/id_rsa", "destination": "/tmp/k"}])
+async def test_secret_files_are_refused_under_every_path_argument(gw, args):
+    g = await gw.request_grant(MAINTAINER, GrantRequest(
+        "tidy the workspace", [{"tool": "fs.move_file"}], 600))
+    if g.status.value == "pending":
+        g = await gw.approve_grant(Principal("reviewer:rita", Role.REVIEWER, "rita"), g.grant_id)
+    auth = await gw.authorize(ToolCall(MAINTAINER, "fs.move_file", args, g.grant_id))
+    assert auth.decision.code == "secret_file", args
