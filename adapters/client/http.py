@@ -21,11 +21,11 @@ __all__ = ["GatewayClient", "SyncGatewayClient", "grant_body", "jsonable"]
 
 
 def jsonable(value: Any) -> Any:
-    """A JSON-safe copy of a tool output (unknown objects become their text)."""
+    """A JSON-safe copy of a tool output (unknown objects, NaN and Infinity become its text)."""
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)
         return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return str(value)
 
 
@@ -74,6 +74,18 @@ def _decode(response: httpx2.Response) -> Any:
     return data
 
 
+def _build(http: httpx2.Client | httpx2.AsyncClient, method: str, path: str, body: Any,
+           params: Mapping[str, str] | None, invalid_code: str) -> httpx2.Request:
+    """The request, its body encoded as strict JSON: a body JSON cannot hold (NaN, Infinity, an
+    object) is the caller's error with a stable code, never a bare ValueError/TypeError."""
+    try:
+        return http.build_request(method, path, json=body, params=params)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise GatewayClientError(
+            invalid_code, "the request body is not plain JSON (NaN, Infinity or an object "
+            "JSON cannot hold)") from exc
+
+
 def _headers(agent_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {agent_key}", "Accept": "application/json"}
 
@@ -98,9 +110,11 @@ class GatewayClient(RetryingAuthorize):
         await self._http.aclose()
 
     async def _call(self, method: str, path: str, body: Any = None,
-                    params: Mapping[str, str] | None = None) -> Any:
+                    params: Mapping[str, str] | None = None,
+                    invalid_code: str = "invalid_request") -> Any:
+        request = _build(self._http, method, path, body, params, invalid_code)
         try:
-            response = await self._http.request(method, path, json=body, params=params)
+            response = await self._http.send(request)
         except httpx2.HTTPError as exc:
             raise GatewayClientError("gateway_unreachable") from exc
         return _decode(response)
@@ -128,7 +142,8 @@ class GatewayClient(RetryingAuthorize):
                         grant_id: str | None = None, call_id: str | None = None
                         ) -> AuthorizeResult:
         data = await self._call("POST", "/v1/authorize",
-                                _authorize_body(tool, arguments, grant_id, call_id))
+                                _authorize_body(tool, arguments, grant_id, call_id),
+                                invalid_code="invalid_arguments")
         return AuthorizeResult.from_json(data)
 
     async def report_result(self, decision_id: str, ok: bool, output: Any,
@@ -171,9 +186,11 @@ class SyncGatewayClient:
         self._http.close()
 
     def _call(self, method: str, path: str, body: Any = None,
-              params: Mapping[str, str] | None = None) -> Any:
+              params: Mapping[str, str] | None = None,
+              invalid_code: str = "invalid_request") -> Any:
+        request = _build(self._http, method, path, body, params, invalid_code)
         try:
-            response = self._http.request(method, path, json=body, params=params)
+            response = self._http.send(request)
         except httpx2.HTTPError as exc:
             raise GatewayClientError("gateway_unreachable") from exc
         return _decode(response)
@@ -194,7 +211,8 @@ class SyncGatewayClient:
     def authorize(self, tool: str, arguments: Mapping[str, Any], grant_id: str | None = None,
                   call_id: str | None = None) -> AuthorizeResult:
         data = self._call("POST", "/v1/authorize",
-                          _authorize_body(tool, arguments, grant_id, call_id))
+                          _authorize_body(tool, arguments, grant_id, call_id),
+                          invalid_code="invalid_arguments")
         return AuthorizeResult.from_json(data)
 
     def authorize_with_retry(self, tool: str, arguments: Mapping[str, Any],

@@ -16,6 +16,10 @@ __all__ = ["AuthorizeResult", "GatewayClientError", "CLIENT_ERROR_CODES"]
 CLIENT_ERROR_CODES: Final[dict[str, str]] = {
     "gateway_unreachable": "the gateway could not be reached, so the call is refused",
     "invalid_response": "the gateway answered with something the client cannot read",
+    "invalid_arguments": "the arguments are not plain JSON (NaN, Infinity or an object JSON "
+                         "cannot hold), or the tool would not receive them as sent",
+    "sync_unavailable": "the agent runs synchronously and the gate has no synchronous client",
+    "internal_error": "the client failed while asking the gateway, so the call is refused",
 }
 
 

@@ -47,6 +47,10 @@ def _refused(call_id: str, name: str, tool: str, args: Mapping[str, Any], code: 
                           ran=False, effect="error", code=code, decision_id=None)
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 async def execute_tool_call(gate: ToolGate, tools: ToolBox, call_id: str, name: str,
                             raw_arguments: str | None) -> ToolCallRecord:
     """One model tool call: parse, authorize, run if allowed; never raises for a refusal."""
@@ -55,8 +59,8 @@ async def execute_tool_call(gate: ToolGate, tools: ToolBox, call_id: str, name: 
         return _refused(call_id, name, name, {}, "unknown_tool",
                         f"JITGate refused this call; it did not run (code=unknown_tool). "
                         f"No tool named {name!r} is offered.")
-    try:
-        args = json.loads(raw_arguments or "{}")
+    try:  # NaN and Infinity are not JSON: the gateway could not be asked about them
+        args = json.loads(raw_arguments or "{}", parse_constant=_not_json)
     except ValueError:
         args = None
     if not isinstance(args, dict):
@@ -68,7 +72,7 @@ async def execute_tool_call(gate: ToolGate, tools: ToolBox, call_id: str, name: 
     return ToolCallRecord(
         call_id=call_id, name=name, tool=tool.authorized_as, arguments=args, text=outcome.text,
         ran=outcome.ran, effect=result.effect if result else "error",
-        code=result.code if result else "gateway_unreachable",
+        code=result.code if result else outcome.error_code or "gateway_unreachable",
         decision_id=result.decision_id if result else None)
 
 

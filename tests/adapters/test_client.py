@@ -1,11 +1,12 @@
 """The client: HTTP (async and sync) against the real app on loopback, retry_after via tenacity
-with a fake sleep, and fail-closed behaviour when the gateway cannot be reached."""
+with a fake sleep, fail-closed behaviour when the gateway cannot be reached, and values JSON
+cannot hold (NaN, Infinity) refused or reported, never raised into the agent's run."""
 
-import asyncio
 import json
 
 import httpx2
 import pytest
+from openai import AsyncOpenAI
 
 from adapter_support import IBAN_EVIL, IBAN_OK, PAYMENT_SCOPE
 from adapters.client import (
@@ -14,28 +15,8 @@ from adapters.client import (
     SyncGatewayClient,
     ToolGate,
 )
-from adapters.compose import memory_runtime
-from demos.fake_model import serve
-from demos.stage import POLICY_DIR
-from gateway.keys import create_key
-from gateway.model import Role
-from policies.loader import load_policy_files
-
-
-@pytest.fixture(scope="module")
-def http_gateway():
-    async def build():
-        runtime = await memory_runtime(load_policy_files([POLICY_DIR / "payments.yaml"]))
-        agent = create_key(Role.AGENT, "payer", runtime.gateway.clock)
-        other = create_key(Role.AGENT, "payer-2", runtime.gateway.clock)
-        for key in (agent, other):
-            await runtime.gateway.keys.add(key.record)
-        return runtime, agent.secret_key, other.secret_key
-
-    # each test uses its own agent: a drift in one makes that agent's next grants need approval
-    runtime, agent_key, other_key = asyncio.run(build())
-    with serve(runtime.app(with_mcp=False)) as url:
-        yield url, agent_key, other_key
+from adapters.openai import LocalTool, ToolBox, run_chat
+from demos.fake_model import call, say, tool_outputs
 
 
 async def test_http_round_trip(http_gateway):
@@ -153,3 +134,56 @@ async def test_api_error_and_garbage_answers():
         with pytest.raises(GatewayClientError) as err:
             await gw.report_result("dec_1", True, object())
         assert (err.value.code, err.value.status) == ("conflict", 409)
+
+
+async def _outcome(url, key, decision_id):
+    async with httpx2.AsyncClient(base_url=url,
+                                  headers={"Authorization": f"Bearer {key}"}) as http:
+        return (await http.get(f"/v1/decisions/{decision_id}")).json()["outcome"]
+
+
+async def test_a_nan_output_is_reported_and_the_run_goes_on(http_gateway):
+    # a tool returning a NaN statistic: it ran, so its outcome is recorded and the model reads it
+    url, agent_key, _ = http_gateway
+    ran = []
+    async with GatewayClient(url, agent_key) as gw:
+        gid = (await gw.request_grant("read my inbox", PAYMENT_SCOPE, ttl_s=900))["grant_id"]
+        out = await ToolGate(gw, gid).run(
+            "inbox.read", {}, lambda: ran.append(1) or {"mean": float("nan"), "n": 0})
+        inf = await ToolGate(gw, gid).run("inbox.read", {}, lambda: float("inf"))
+    assert ran == [1] and out.ran and out.ok and "NaN" in out.text
+    assert inf.ran and inf.ok
+    for decision in (out.result.decision_id, inf.result.decision_id):
+        outcome = await _outcome(url, agent_key, decision)
+        assert outcome["ok"] is True and outcome["output_bytes"] > 0
+
+
+async def test_nan_arguments_are_refused_never_raised(http_gateway, fake_model):
+    url, _, other_key = http_gateway
+    model, base_url = fake_model
+    ran = []
+    tools = ToolBox([LocalTool("read", lambda **a: ran.append(a) or "mail",
+                               gateway_tool="inbox.read")])
+    model.script("fake", [call("read", n=float("nan")), say("stopped")])
+    async with GatewayClient(url, other_key) as gw:
+        gid = (await gw.request_grant("read my inbox", PAYMENT_SCOPE, ttl_s=900))["grant_id"]
+        with pytest.raises(GatewayClientError) as err:
+            await gw.authorize("inbox.read", {"n": float("inf")}, gid)
+        assert err.value.code == "invalid_arguments"
+        out = await ToolGate(gw, gid).run("inbox.read", {"n": float("nan")},
+                                          lambda **a: ran.append(a))
+        assert not out.ran and out.error_code == "invalid_arguments"
+        assert "code=invalid_arguments" in out.text
+        # the real openai client and the loop: the model's NaN becomes a refusal it reads
+        client = AsyncOpenAI(base_url=base_url, api_key="test", max_retries=0)
+        run = await run_chat(client, "fake", [{"role": "user", "content": "read"}], tools,
+                             ToolGate(gw, gid))
+        assert run.final_text == "stopped"
+        assert [(c.code, c.ran) for c in run.calls] == [("invalid_arguments", False)]
+        assert any("code=invalid_arguments" in o for o in tool_outputs(model.requests[-1]))
+        assert await gw.decisions(gid) == []
+    with SyncGatewayClient(url, other_key) as sync:
+        with pytest.raises(GatewayClientError) as err:
+            sync.authorize("inbox.read", {"n": float("nan")}, gid)
+        assert err.value.code == "invalid_arguments"
+    assert ran == []
