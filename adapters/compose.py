@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -90,6 +91,10 @@ def _drift_and_limits(settings: Settings, clock: Clock, policy: PolicySet) -> tu
         from adapters.semantic import minilm_embedder
 
         embedder = minilm_embedder()
+        # load the model now, beside startup, so the first scored call is not the one that
+        # waits for it (and runs into the detector's time limit)
+        threading.Thread(target=lambda: embedder.embed(["warm-up"]), name="jitgate-minilm-warm",
+                         daemon=True).start()
     judge = None
     judge_cfg = settings.judge or {}
     if judge_cfg:

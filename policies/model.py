@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 __all__ = [
     "TIER_NAMES",
@@ -115,11 +115,22 @@ class RuleModel(_Strict):
     unless: WhenModel | None = None
 
 
+JUDGE_FAILURE_MODES = ("deny", "allow_with_signal")
+
+
 class DriftModel(_Strict):
     threshold: StrictFloat | StrictInt = Field(default=1.0, gt=0)
     window_s: StrictInt = Field(default=3600, gt=0)
     weights: dict[str, StrictFloat | StrictInt] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("extra")
+    @classmethod
+    def _judge_failure_mode(cls, extra: dict[str, Any]) -> dict[str, Any]:
+        mode = extra.get("judge_failure_mode")
+        if mode is not None and mode not in JUDGE_FAILURE_MODES:
+            raise ValueError(f"judge_failure_mode must be one of {JUDGE_FAILURE_MODES}")
+        return extra
 
 
 class RateLimitModel(_Strict):

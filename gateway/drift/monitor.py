@@ -160,6 +160,7 @@ class DriftMonitor:
 
 def build_monitor(clock: Clock, *, semantic: Any = None, judge: Any = None,
                   descriptions: Any = None, semantic_threshold: float | None = None,
+                  semantic_timeout_s: float | None = None,
                   judge_timeout_s: float = 5.0,
                   judge_failure_mode: str = "allow_with_signal",
                   max_grants: int = 100_000) -> DriftMonitor:
@@ -174,8 +175,9 @@ def build_monitor(clock: Clock, *, semantic: Any = None, judge: Any = None,
     if semantic is not None and semantic is not False:
         if not hasattr(semantic, "embed"):
             raise ValueError("semantic needs an Embedder: adapters.semantic.minilm_embedder()")
+        kw = {} if semantic_timeout_s is None else {"timeout_s": semantic_timeout_s}
         detectors.append(SemanticDetector(semantic, threshold=semantic_threshold,
-                                          descriptions=descriptions))
+                                          descriptions=descriptions, **kw))
     if judge is not None:
         if not hasattr(judge, "judge"):
             raise ValueError("judge needs a Judge: adapters.judge.judge_from_settings(...)")

@@ -6,13 +6,20 @@ value* must be traceable to the objective, the grant's scope or trusted data:
 - sensitive values are the values of sensitive arguments (`ToolSpec.sensitive_args`, or names
   recognised as destinations, identities, locations or credentials: recipient, IBAN/account,
   URL, e-mail, path, command, password, ...) and every URL, e-mail address or IBAN written
-  inside any string argument (a link in a message body is a destination too);
+  inside any string argument (a link in a message body is a destination too), at any depth of
+  a structured argument and in its keys, found in the NFKC form of the text; the host of a
+  "scheme://" URL is traced as an HTTP client parses it (`urlsplit`, IDNA/NFKC-normalised), and
+  a URL with userinfo ("https://corp.example.com;@evil.ru/") must be traced as a whole, to
+  the objective or trusted data (a structured field or a designated source does not vouch
+  for it);
 - a value found only in a *structured field* of untrusted output (a sender IBAN of a
   transaction record, a channel name in a list) is weak evidence (`untrusted_structured_value`,
   weight 0 by default): the system that produced the record asserts it;
 - a value found only in untrusted *free text* is strong evidence (`untrusted_value`), unless
   that text is the output of a read the user pointed at (`designated`: a read whose locating
-  argument, e.g. the file name or URL, traces to the objective or trusted data). Then it is
+  argument, e.g. the file name or URL, traces to the objective or trusted data; locating
+  arguments are the read's `sensitive_args` and the names `is_sensitive_name` recognises, never
+  a method, a format or a flag that happens to match a word of the objective). Then it is
   medium evidence (`designated_source_value`), because users do send agents to a bill to pay it
   or a contact page to find an address. A designated source never supplies an egress URL: a
   link found in content stays `untrusted_value`;
@@ -25,12 +32,20 @@ Only the strongest finding of a call becomes its signal; the evidence lists all 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterator, Mapping
+import unicodedata
+from typing import Any, Iterator, Mapping, NamedTuple
 
 from ..model import DriftSignal, Grant, ToolCall
 from .detector import DriftConfig, signal, spec_attr, tool_effect
-from .state import GrantSession, Origin, Source
-from .values import embedded_tokens, flatten_output, is_sensitive_name, value_kind
+from .state import GrantSession, Origin, Source, Trace
+from .values import (
+    embedded_tokens,
+    flatten_output,
+    host_forms,
+    is_sensitive_name,
+    url_hosts,
+    value_kind,
+)
 
 __all__ = ["ProvenanceDetector"]
 
@@ -40,6 +55,7 @@ _CODE_BY_ORIGIN = {
     Origin.UNTRUSTED: "untrusted_value",
     Origin.UNKNOWN: "unknown_value",
 }
+_RANK = {o: i for i, o in enumerate(Origin)}  # most favourable first
 _SECRET_HINTS = ("password", "passphrase", "secret", "token", "apikey", "api_key", "key")
 
 
@@ -51,17 +67,52 @@ def _arg_names(spec_names: Any) -> set[str]:
     return out
 
 
-def _strings(value: Any, depth: int = 0) -> Iterator[str]:
-    if depth > 4:
+_MAX_DEPTH = 12  # as deep as `values.flatten_output` walks a tool output
+_MAX_LEAVES = 5000
+
+
+def _leaves(value: Any, depth: int = 0, budget: list[int] | None = None
+            ) -> Iterator[tuple[str, Any]]:
+    """("str", s) for every string, ("key", k) for every string key of a mapping and
+    ("num", n) for every number (bools excluded) inside an argument value."""
+    if budget is None:
+        budget = [_MAX_LEAVES]
+    if depth > _MAX_DEPTH or budget[0] <= 0:
         return
     if isinstance(value, str):
-        yield value
+        budget[0] -= 1
+        yield "str", value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            if isinstance(k, str):
+                budget[0] -= 1
+                yield "key", k
+            yield from _leaves(v, depth + 1, budget)
     elif isinstance(value, (list, tuple)):
         for v in value:
-            yield from _strings(v, depth + 1)
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _strings(v, depth + 1)
+            yield from _leaves(v, depth + 1, budget)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        budget[0] -= 1
+        yield "num", value
+
+
+def _hide_userinfo(url: str) -> str:
+    """The URL as shown in evidence: its userinfo (it may hold a password) replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, end)
+    return url if at < 0 else f"{scheme}://***{rest[at:]}"
+
+
+class _Candidate(NamedTuple):
+    arg: str
+    kind: str
+    value: str
+    alts: tuple[str, ...] = ()  # other spellings of the same value: traced if any of them is
+    note: dict[str, Any] | None = None  # added to the finding
+    strict: bool = False  # only the user's words or trusted data vouch for it (userinfo URLs)
 
 
 class ProvenanceDetector:
@@ -71,25 +122,53 @@ class ProvenanceDetector:
         self.min_len = min_len
 
     # -- the call ----------------------------------------------------------------------------
-    def _candidates(self, call: ToolCall, tool_spec: Any) -> Iterator[tuple[str, str, str]]:
-        """(argument, kind, value) for every sensitive value of the call."""
+    def _candidates(self, call: ToolCall, tool_spec: Any) -> Iterator[_Candidate]:
+        """Every sensitive value of the call."""
         declared = _arg_names(spec_attr(tool_spec, "sensitive_args", ()))
-        egress = tool_effect(tool_spec, call) == "egress"
         for arg, value in (call.arguments or {}).items():
             sensitive = arg in declared or is_sensitive_name(arg)
-            for s in _strings(value):
-                s = s.strip()
+            for leaf, item in _leaves(value):
+                if leaf == "num":
+                    if sensitive:
+                        yield _Candidate(arg, "number", str(item))
+                    continue
+                s = item.strip()
                 if len(s) < self.min_len:
                     continue
-                kind = value_kind(s)
-                if sensitive or (egress and kind == "url") or kind in ("url", "email", "iban"):
-                    yield arg, kind, s
+                n = s if s.isascii() else unicodedata.normalize("NFKC", s)
+                kind = value_kind(n)
+                if (sensitive and leaf == "str") or kind in ("url", "email", "iban"):
+                    yield _Candidate(arg, kind, s)
                 if kind == "text":
-                    for tok_kind, tok in embedded_tokens(s):
-                        if tok != s:
-                            yield arg, tok_kind, tok
-            if sensitive and isinstance(value, (int, float)) and not isinstance(value, bool):
-                yield arg, "number", str(value)
+                    for tok_kind, tok in embedded_tokens(n):
+                        if tok != n:
+                            yield _Candidate(arg, tok_kind, tok)
+                if "://" in n:
+                    yield from self._url_candidates(arg, n)
+
+    @staticmethod
+    def _url_candidates(arg: str, text: str) -> Iterator[_Candidate]:
+        """The host an HTTP client would reach for each scheme URL of `text`. With userinfo the
+        host in plain sight is not the destination: the URL must then be traced as a whole."""
+        for url, host, userinfo in url_hosts(text):
+            if host:
+                forms = host_forms(host)
+                note = {"host_of": _hide_userinfo(url)[:200]}
+                yield _Candidate(arg, "url", forms[0], (*forms[1:], url), note, userinfo)
+            if userinfo:
+                yield _Candidate(arg, "url", url, (), {"userinfo": True}, True)
+
+    def _trace(self, state: GrantSession, cand: _Candidate) -> Trace:
+        trace = state.trace(cand.value)
+        for alt in cand.alts:
+            if trace.origin is Origin.OBJECTIVE:
+                break
+            t = state.trace(alt)
+            if _RANK[t.origin] < _RANK[trace.origin]:
+                trace = t
+        if cand.strict and trace.origin in (Origin.UNTRUSTED_STRUCTURED, Origin.DESIGNATED):
+            trace = Trace(Origin.UNTRUSTED, trace.source)
+        return trace
 
     async def assess(self, state: GrantSession, call: ToolCall, grant: Grant | None,
                      tool_spec: Any, policy: Any) -> list[DriftSignal]:
@@ -100,11 +179,12 @@ class ProvenanceDetector:
         findings: list[dict[str, Any]] = []
         worst: tuple[float, str] = (0.0, "")
         seen: set[tuple[str, str]] = set()
-        for arg, kind, value in self._candidates(call, tool_spec):
+        for cand in self._candidates(call, tool_spec):
+            arg, kind, value = cand.arg, cand.kind, cand.value
             if (arg, value) in seen:
                 continue
             seen.add((arg, value))
-            trace = state.trace(value)
+            trace = self._trace(state, cand)
             code = _CODE_BY_ORIGIN.get(trace.origin)
             if code is None:
                 continue
@@ -117,7 +197,9 @@ class ProvenanceDetector:
             if secret:
                 finding["value_sha256"] = hashlib.sha256(value.encode()).hexdigest()[:16]
             else:
-                finding["value"] = value[:200]
+                finding["value"] = (_hide_userinfo(value) if kind == "url" else value)[:200]
+            if cand.note and not secret:
+                finding.update(cand.note)
             if trace.source is not None:
                 finding["source_tool"] = trace.source.tool
                 finding["source_call"] = trace.source.call_id
@@ -134,12 +216,20 @@ class ProvenanceDetector:
                 trusted: bool | None = None) -> None:
         if trusted is None:
             trusted = not bool(spec_attr(tool_spec, "untrusted_output", False))
-        designated = False
-        if not trusted:
-            for s in _strings(dict(call.arguments or {})):
-                if len(s.strip()) >= 3 and state.trace(s).origin in (Origin.OBJECTIVE,
-                                                                       Origin.TRUSTED):
-                    designated = True
-                    break
+        designated = not trusted and self._designated(state, call, tool_spec)
         state.add_fields(flatten_output(output), trusted=trusted,
                          source=Source(call.tool, call.call_id, designated))
+
+    @staticmethod
+    def _designated(state: GrantSession, call: ToolCall, tool_spec: Any) -> bool:
+        """The user pointed at this read: a *locating* argument (the read's sensitive_args, or
+        a name such as url, path, file) traces to the objective or trusted data."""
+        locating = _arg_names(spec_attr(tool_spec, "sensitive_args", ()))
+        for arg, value in (call.arguments or {}).items():
+            if arg not in locating and not is_sensitive_name(arg):
+                continue
+            for leaf, s in _leaves(value):
+                if leaf == "str" and len(s.strip()) >= 3 and state.trace(s).origin in (
+                        Origin.OBJECTIVE, Origin.TRUSTED):
+                    return True
+        return False

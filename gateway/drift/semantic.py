@@ -11,6 +11,11 @@ Mode "corroborate" (the default) runs the model only on a call where a cheaper d
 found evidence: the model's cost is paid on suspicious calls only, and an embedding quirk on its
 own never adds up to a revocation over a long benign session. Mode "always" scores every
 effectful call.
+
+Each scoring has a timeout (`timeout_s`, 5 s by default as the judge's): a stuck or overloaded
+model raises `TimeoutError`, which the monitor turns into `detector_unavailable` (the call is
+denied, fail closed) like any other detector failure. The worker thread itself cannot be
+stopped; its late answer is dropped.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from ..model import DriftSignal, Grant, ToolCall
 from .detector import DriftConfig, signal, spec_attr, tool_effect
 from .state import GrantSession
 
-__all__ = ["Embedder", "SemanticDetector", "call_text", "cosine", "DEFAULT_SEMANTIC_THRESHOLD"]
+__all__ = ["Embedder", "SemanticDetector", "call_text", "cosine", "DEFAULT_SEMANTIC_THRESHOLD",
+           "DEFAULT_SEMANTIC_TIMEOUT_S"]
 
 DEFAULT_SEMANTIC_THRESHOLD = 0.15
+DEFAULT_SEMANTIC_TIMEOUT_S = 5.0  # as JudgeDetector's default timeout_s
 
 
 class Embedder(Protocol):
@@ -53,9 +60,13 @@ class SemanticDetector:
 
     def __init__(self, embedder: Embedder, *, threshold: float | None = None,
                  descriptions: Mapping[str, str] | None = None, cache_size: int = 4096,
-                 effects: Sequence[str] = ("write", "egress"), mode: str = "corroborate") -> None:
+                 effects: Sequence[str] = ("write", "egress"), mode: str = "corroborate",
+                 timeout_s: float = DEFAULT_SEMANTIC_TIMEOUT_S) -> None:
         if mode not in ("corroborate", "always"):
             raise ValueError("mode is 'corroborate' or 'always'")
+        if not timeout_s > 0:
+            raise ValueError("timeout_s must be positive")
+        self.timeout_s = float(timeout_s)
         self.mode = mode
         self._embedder = embedder
         self.threshold = threshold
@@ -90,7 +101,9 @@ class SemanticDetector:
         threshold = float(cfg.extra.get("semantic_threshold", self.threshold
                                         if self.threshold is not None
                                         else DEFAULT_SEMANTIC_THRESHOLD))
-        sim = await self.similarity(grant.objective, call, tool_spec)
+        # TimeoutError propagates: the monitor records detector_unavailable (fail closed)
+        sim = await asyncio.wait_for(self.similarity(grant.objective, call, tool_spec),
+                                     self.timeout_s)
         if sim >= threshold:
             return []
         s = signal(cfg, self.name, "semantic_mismatch", tool=call.tool,

@@ -14,6 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -23,6 +24,10 @@ __all__ = [
     "norm_value",
     "value_kind",
     "embedded_tokens",
+    "url_hosts",
+    "norm_host",
+    "host_forms",
+    "iban_like",
     "flatten_output",
     "contains_value",
     "SENSITIVE_NAME_TOKENS",
@@ -31,9 +36,35 @@ __all__ = [
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-URL_RX = re.compile(r"(?:https?://|www\.)[^\s<>\"'`)\]},;]+|\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|org|net|io|dev|ai|co|info|biz|app|xyz|gov|edu|ch|de|uk|fr|eu)(?:/[^\s<>\"'`)\]},;]*)?", re.I)
+# Bare domains (no scheme, no "www."): a host of letters/digits labels (Unicode labels too,
+# after NFKC) and an ASCII top-level domain, not preceded by a path separator or a dot (so the
+# "john.smith" of "/home/john.smith/docs" is not one). A well-known TLD counts on its own;
+# any other TLD of 2+ letters only in a URL-ish context: followed by a path ("evil-site.ru/x").
+# File names ("notes.txt", "main.py:42") and versions ("v1.2") are neither. The list leaves out
+# TLDs that are common file extensions (md, py, sh, pl, zip, mov...) or English words (to, me,
+# it, be, at, in, no, us...), which a missing space after a full stop would turn into a domain.
+_KNOWN_TLDS = (
+    "com|org|net|io|dev|ai|co|info|biz|app|xyz|gov|edu|ch|de|uk|fr|eu|ru|su|cn|tk|ml|ga|cf|gq|"
+    "top|ly|gg|ca|nl|es|br|jp|au|se|dk|fi|ie|pt|ua|kz|ws|tv|fm|cx|pw|site|shop|store|club|"
+    "cloud|tech|website"
+)
+_LABEL = r"[^\W_](?:[^\W_]|-)*"
+_HOST = rf"(?<![/\\.~\w-]){_LABEL}(?:\.{_LABEL})*\."
+_PATH = r"/[^\s<>\"'`)\]},;]*"
+URL_RX = re.compile(
+    r"\b[a-z][a-z0-9+.-]{0,15}://[^\s<>\"'`)\]},;]+|\bwww\.[^\s<>\"'`)\]},;]+"
+    rf"|{_HOST}(?:{_KNOWN_TLDS})\b(?:{_PATH})?"
+    rf"|{_HOST}(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})(?=/){_PATH}",
+    re.I,
+)
 EMAIL_RX = re.compile(r"\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b", re.I)
-IBAN_RX = re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b")
+IBAN_RX = re.compile(r"\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b", re.I)
+# A scheme URL up to the next space or quote: what an HTTP client is handed, userinfo included
+# (URL_RX stops at ";" "," ")" ..., so "https://corp.example.com;@evil.ru/" would end early).
+_SCHEME_URL_RX = re.compile(r"\b[a-z][a-z0-9+.-]{0,15}://[^\s<>\"'`]+", re.I)
+_URL_END = ".,;:!?)]}>'\"*"
+# Full stops that URL parsers (UTS 46) read as the dot between host labels
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 _TRAIL = ".,;:!?/"
 
 FREE_TEXT_KEYS = frozenset({
@@ -71,13 +102,35 @@ def norm_value(value: str) -> str:
     return v.rstrip("/") if len(v) > 1 else v
 
 
+def iban_like(token: str) -> bool:
+    """An IBAN-shaped token: upper case as always; written in any other case only with a valid
+    check digit pair (mod 97), so that lower-case hashes and ids are not taken for one (a bank
+    refuses an IBAN whose check fails)."""
+    t = token.replace(" ", "")
+    if not IBAN_RX.fullmatch(t):
+        return False
+    if t.isupper():
+        return True
+    t = t.upper()
+    try:
+        return int("".join(str(int(c, 36)) for c in t[4:] + t[:4])) % 97 == 1
+    except ValueError:
+        return False
+
+
+def _nfkc(text: str) -> str:
+    if text.isascii():  # the common case, and NFKC leaves ASCII as it is
+        return text
+    return unicodedata.normalize("NFKC", text).translate(_DOTS)
+
+
 def value_kind(value: str) -> str:
-    v = value.strip()
-    if EMAIL_RX.fullmatch(v):
+    v = _nfkc(value).strip()
+    if "@" in v and EMAIL_RX.fullmatch(v):
         return "email"
-    if IBAN_RX.fullmatch(v.replace(" ", "")):
+    if iban_like(v):
         return "iban"
-    if URL_RX.fullmatch(v):
+    if ("." in v or ":" in v) and (URL_RX.fullmatch(v) or _SCHEME_URL_RX.fullmatch(v)):
         return "url"
     if v.startswith(("/", "./", "~/")) or re.fullmatch(r"[\w.-]+\.[a-z0-9]{1,5}", v, re.I):
         return "path"
@@ -85,18 +138,71 @@ def value_kind(value: str) -> str:
 
 
 def embedded_tokens(text: str) -> Iterator[tuple[str, str]]:
-    """(kind, token) for every e-mail, URL and IBAN written inside a longer string."""
+    """(kind, token) for every e-mail, URL and IBAN written inside a longer string, found in
+    its NFKC form (a fullwidth "ｅｖｉｌ．ｃｏｍ" is "evil.com"); IBANs in upper case."""
+    text = _nfkc(text)
     emails = set()
-    for m in EMAIL_RX.finditer(text):
-        emails.add(m.group(0))
-        yield "email", m.group(0)
-    for m in URL_RX.finditer(text):
-        tok = m.group(0).rstrip(_TRAIL)
-        if any(tok in e or e.endswith(tok) for e in emails):
-            continue
-        yield "url", tok
+    if "@" in text:
+        for m in EMAIL_RX.finditer(text):
+            emails.add(m.group(0))
+            yield "email", m.group(0)
+    if "." in text or ":" in text:  # every URL has a dot or "://"
+        for m in URL_RX.finditer(text):
+            tok = m.group(0).rstrip(_TRAIL)
+            if any(tok in e or e.endswith(tok) for e in emails):
+                continue
+            yield "url", tok
     for m in IBAN_RX.finditer(text):
-        yield "iban", m.group(0)
+        if iban_like(m.group(0)):
+            yield "iban", m.group(0).upper()
+
+
+def norm_host(host: str) -> str:
+    """A host name as compared: NFKC, ideographic full stops as dots, case-folded, punycode
+    labels decoded ("xn--bcher-kva.de" is "bücher.de"), no trailing dot."""
+    h = unicodedata.normalize("NFKC", host).translate(_DOTS).casefold().strip().rstrip(".")
+    labels = []
+    for label in h.split("."):
+        if label.startswith("xn--"):
+            try:
+                label = label.encode("ascii").decode("idna")
+            except (UnicodeError, ValueError):
+                pass
+        labels.append(label)
+    return ".".join(labels)
+
+
+def host_forms(host: str) -> tuple[str, ...]:
+    """The normalised host and, for a Unicode host, its ASCII (punycode) spelling."""
+    h = norm_host(host)
+    forms = [h]
+    if not h.isascii():
+        try:
+            forms.append(h.encode("idna").decode("ascii"))
+        except (UnicodeError, ValueError):
+            pass
+    return tuple(forms)
+
+
+def url_hosts(text: str) -> Iterator[tuple[str, str | None, bool]]:
+    """(url, host, userinfo) for every "scheme://" URL inside `text` (NFKC form), parsed the
+    way an HTTP client parses it: in "https://corp.example.com;@evil.ru/x" the host is
+    "evil.ru" and "corp.example.com;" is userinfo. userinfo is True when an "@" stands before
+    the host; host is None when there is none, or when the URL cannot be parsed (userinfo is
+    then True as well: nothing shows where it leads)."""
+    text = _nfkc(text)
+    if "://" not in text:
+        return
+    for m in _SCHEME_URL_RX.finditer(text):
+        url = m.group(0).rstrip(_URL_END)
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            yield url, None, True  # unparseable: nothing vouches for its destination
+            continue
+        userinfo = "@" in parts.netloc
+        yield url, (norm_host(host) if host else None), userinfo
 
 
 @dataclass(frozen=True, slots=True)

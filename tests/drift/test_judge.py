@@ -83,3 +83,29 @@ def test_settings_and_bad_mode():
                       OpenAIJudge)
     with pytest.raises(ValueError):
         JudgeDetector(object(), failure_mode="maybe")  # type: ignore[arg-type]
+
+
+class DeadJudge:
+    async def judge(self, objective, call):
+        raise ConnectionError("judge down")
+
+
+@pytest.mark.parametrize("mode", ["deny", "DENY", "fail_closed", "deny ", "allow", True, 0])
+async def test_a_policy_failure_mode_other_than_allow_fails_closed(mode):
+    mon = DriftMonitor([JudgeDetector(DeadJudge(), failure_mode="allow_with_signal")], FakeClock())
+    g = grant("pay invoices")
+    [s] = await mon.assess(call("bank.send_money", {"recipient": "A"}), g, PRIV,
+                           policy(extra={"judge_failure_mode": mode}))
+    assert (s.code, s.weight, s.evidence["mode"]) == ("detector_unavailable", 0.0, "deny")
+    assert s.evidence.get("unknown_mode") == (None if mode == "deny" else str(mode))
+
+
+async def test_only_the_exact_allow_mode_fails_open():
+    mon = DriftMonitor([JudgeDetector(DeadJudge(), failure_mode="deny")], FakeClock())
+    g = grant("pay invoices")
+    [s] = await mon.assess(call("bank.send_money", {"recipient": "A"}), g, PRIV,
+                           policy(extra={"judge_failure_mode": "allow_with_signal"}))
+    assert (s.code, s.evidence["mode"]) == ("judge_unavailable", "allow_with_signal")
+    mon = DriftMonitor([JudgeDetector(DeadJudge())], FakeClock())  # no policy value: constructor
+    [s] = await mon.assess(call("bank.send_money", {"recipient": "A"}), g, PRIV, policy())
+    assert s.code == "judge_unavailable" and "unknown_mode" not in s.evidence

@@ -206,3 +206,18 @@ def test_library_requirements() -> None:
         assert policy.tier_of("totally.unknown_read_only_tool").name == "privileged"
         assert policy.tool_spec("get_weather_readonly").effect == "write"
     assert len(load_default().sources) == 3
+
+
+@pytest.mark.parametrize("mode", ["DENY", "deny ", "fail_closed", True])
+def test_an_unknown_judge_failure_mode_is_a_load_error(mode) -> None:
+    doc = {"version": 1, "drift": {"extra": {"judge_failure_mode": mode}}}
+    import yaml
+
+    with pytest.raises(PolicyLoadError) as e:
+        load_policy_texts([("j.yaml", yaml.safe_dump(doc))])
+    assert any("judge_failure_mode" in p.message for p in e.value.problems)
+
+
+def test_the_known_judge_failure_modes_load() -> None:
+    for mode in ("deny", "allow_with_signal"):
+        load_policy_texts([("j.yaml", f"version: 1\ndrift: {{extra: {{judge_failure_mode: {mode}}}}}\n")])
