@@ -16,6 +16,8 @@ import os
 import secrets
 from pathlib import Path
 
+from adapters.fsync import fsync_dir
+
 __all__ = ["CSRF_KEY_FILE", "CsrfSecretError", "load_csrf_secret"]
 
 CSRF_KEY_FILE = "ui-csrf.key"
@@ -32,19 +34,6 @@ def _read(path: Path) -> bytes:
         raise CsrfSecretError(f"{path} does not hold a CSRF secret of {_SIZE} bytes "
                               f"({len(data)} bytes); remove it and restart to create a new one")
     return data
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # not every platform opens directories; the file itself is synced
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_csrf_secret(data_dir: Path) -> bytes:
@@ -70,7 +59,7 @@ def load_csrf_secret(data_dir: Path) -> bytes:
             os.link(tmp, path)  # atomic, and never replaces a file another process put there
         except FileExistsError:
             return _read(path)  # another process won: its file is complete
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return secret
     finally:
         try:

@@ -23,11 +23,11 @@ import asyncio
 import json
 import queue
 import sqlite3
-import os
 import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from adapters.fsync import fsync_dir
 from gateway.audit import GENESIS, Checkpoint, Signer, make_checkpoint, seal
 from gateway.clock import Clock
 from gateway.ids import new_id
@@ -161,19 +161,6 @@ def _answer(done: Sequence[tuple[Any, tuple[Any, bool, Any]]]) -> None:
             _post(loop, deliveries)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(str(path), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _deliver(items: _Deliveries) -> None:
     for fut, ok, value in items:
         if fut.done():
@@ -234,7 +221,7 @@ class SqliteEngine:
         self._wal_path = f"{path}-wal"
         self._wal: WalSyncer | None = None
         if self._sync_wal:
-            _fsync_dir(path.parent)  # the WAL file's directory entry, once
+            fsync_dir(path.parent)  # the WAL file's directory entry, once
             try:
                 self._wal = WalSyncer(self._wal_path, self._synced, helper_code=_HELPER_CODE)
             except OSError as exc:
