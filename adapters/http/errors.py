@@ -81,7 +81,9 @@ def parse_json(raw: bytes) -> Any:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BodyError("malformed_json", f"the body is not valid JSON: {exc.msg}", 400) from None
-    if (type(data) is dict or type(data) is list) and _too_deep(data, MAX_JSON_DEPTH):
+    # each level takes two bytes at least, so a short body cannot nest too deep
+    if len(raw) > 2 * MAX_JSON_DEPTH and (type(data) is dict or type(data) is list) and \
+            _too_deep(data, MAX_JSON_DEPTH):
         raise BodyError("malformed_json",
                         f"the body nests deeper than {MAX_JSON_DEPTH} levels", 400)
     return data
