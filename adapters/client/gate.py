@@ -102,11 +102,12 @@ def _unreachable_text(error: GatewayClientError) -> str:
     return f"{head} The gateway could not decide."
 
 
-class ToolGate:
-    """Authorize-then-run for one agent and (optionally) one grant."""
+class _Gate:
+    """What the async and the blocking gate share: settings, the local refusal of arguments
+    that are no plain JSON, and how failures are turned into refusals and log lines."""
 
-    def __init__(self, client: GatewayAPI, grant_id: str | None = None, *,
-                 max_wait_s: float = 10.0, on_review: ReviewHandler | None = None,
+    def __init__(self, client: Any, grant_id: str | None = None, *,
+                 max_wait_s: float = 10.0, on_review: Any = None,
                  on_decision: DecisionHook | None = None) -> None:
         self.client = client
         self.grant_id = grant_id
@@ -114,15 +115,49 @@ class ToolGate:
         self.on_review = on_review
         self.on_decision = on_decision
 
+    def _seen(self, tool: str, arguments: Mapping[str, Any], result: AuthorizeResult) -> None:
+        if self.on_decision is not None:
+            self.on_decision(tool, arguments, result)
+
+    @staticmethod
+    def _refused_locally(tool: str, arguments: Mapping[str, Any]) -> GatewayClientError | None:
+        bad = arguments_error(arguments)
+        if bad is not None:
+            log.warning("jitgate refused %s locally: %s", tool, bad.code)
+        return bad
+
+    @staticmethod
+    def _check_failed(tool: str, exc: Exception) -> GatewayClientError:
+        """A failure while deciding is a refusal (fail closed), never an end of the run."""
+        if isinstance(exc, GatewayClientError):
+            log.warning("jitgate authorize failed for %s: %s", tool, exc.code)
+            return exc
+        log.exception("jitgate authorize failed for %s", tool)
+        return GatewayClientError("internal_error")
+
+    @staticmethod
+    def _report_failed(result: AuthorizeResult, exc: Exception) -> None:
+        """The call already ran: a failed report is logged and the run goes on."""
+        if isinstance(exc, GatewayClientError):
+            log.warning("jitgate result report failed for %s: %s", result.decision_id, exc.code)
+        else:
+            log.exception("jitgate result report failed for %s", result.decision_id)
+
+
+class ToolGate(_Gate):
+    """Authorize-then-run for one agent and (optionally) one grant."""
+
+    client: GatewayAPI
+    on_review: ReviewHandler | None
+
     async def check(self, tool: str, arguments: Mapping[str, Any],
                     call_id: str | None = None) -> AuthorizeResult | GatewayClientError:
         """The decision for one call, after throttle retries and an optional review wait.
 
         Never raises (but for cancellation): a failure is the `GatewayClientError` returned.
         """
-        bad = arguments_error(arguments)
+        bad = self._refused_locally(tool, arguments)
         if bad is not None:
-            log.warning("jitgate refused %s locally: %s", tool, bad.code)
             return bad
         try:
             result = await self.client.authorize_with_retry(
@@ -135,25 +170,15 @@ class ToolGate:
                                                          call_id=call_id)
                     self._seen(tool, arguments, result)
             return result
-        except GatewayClientError as exc:
-            log.warning("jitgate authorize failed for %s: %s", tool, exc.code)
-            return exc
-        except Exception:  # a bug below us: refuse (fail closed), never end the agent's run
-            log.exception("jitgate authorize failed for %s", tool)
-            return GatewayClientError("internal_error")
-
-    def _seen(self, tool: str, arguments: Mapping[str, Any], result: AuthorizeResult) -> None:
-        if self.on_decision is not None:
-            self.on_decision(tool, arguments, result)
+        except Exception as exc:  # a bug below us too: refuse, never end the agent's run
+            return self._check_failed(tool, exc)
 
     async def report(self, result: AuthorizeResult, ok: bool, output: Any,
                      error: str | None = None) -> None:
         try:
             await self.client.report_result(result.decision_id, ok, output, error)
-        except GatewayClientError as exc:  # the call already ran; keep the run going
-            log.warning("jitgate result report failed for %s: %s", result.decision_id, exc.code)
-        except Exception:
-            log.exception("jitgate result report failed for %s", result.decision_id)
+        except Exception as exc:
+            self._report_failed(result, exc)
 
     async def run(self, tool: str, arguments: Mapping[str, Any],
                   fn: Callable[..., Any], call_id: str | None = None) -> GateOutcome:
@@ -177,23 +202,16 @@ class ToolGate:
                            ok=True)
 
 
-class SyncToolGate:
+class SyncToolGate(_Gate):
     """`ToolGate.check` and `report`, blocking, over a `SyncGatewayClient`."""
 
-    def __init__(self, client: SyncGatewayAPI, grant_id: str | None = None, *,
-                 max_wait_s: float = 10.0, on_review: SyncReviewHandler | None = None,
-                 on_decision: DecisionHook | None = None) -> None:
-        self.client = client
-        self.grant_id = grant_id
-        self.max_wait_s = max_wait_s
-        self.on_review = on_review
-        self.on_decision = on_decision
+    client: SyncGatewayAPI
+    on_review: SyncReviewHandler | None
 
     def check(self, tool: str, arguments: Mapping[str, Any],
               call_id: str | None = None) -> AuthorizeResult | GatewayClientError:
-        bad = arguments_error(arguments)
+        bad = self._refused_locally(tool, arguments)
         if bad is not None:
-            log.warning("jitgate refused %s locally: %s", tool, bad.code)
             return bad
         try:
             result = self.client.authorize_with_retry(tool, arguments, grant_id=self.grant_id,
@@ -204,22 +222,12 @@ class SyncToolGate:
                                                call_id=call_id)
                 self._seen(tool, arguments, result)
             return result
-        except GatewayClientError as exc:
-            log.warning("jitgate authorize failed for %s: %s", tool, exc.code)
-            return exc
-        except Exception:
-            log.exception("jitgate authorize failed for %s", tool)
-            return GatewayClientError("internal_error")
-
-    def _seen(self, tool: str, arguments: Mapping[str, Any], result: AuthorizeResult) -> None:
-        if self.on_decision is not None:
-            self.on_decision(tool, arguments, result)
+        except Exception as exc:
+            return self._check_failed(tool, exc)
 
     def report(self, result: AuthorizeResult, ok: bool, output: Any,
                error: str | None = None) -> None:
         try:
             self.client.report_result(result.decision_id, ok, output, error)
-        except GatewayClientError as exc:
-            log.warning("jitgate result report failed for %s: %s", result.decision_id, exc.code)
-        except Exception:
-            log.exception("jitgate result report failed for %s", result.decision_id)
+        except Exception as exc:
+            self._report_failed(result, exc)
